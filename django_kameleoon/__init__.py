@@ -1,0 +1,28 @@
+"""Report a Django site's visitors to Kameleoon through its Data API, without JavaScript.
+
+The public functions are importable from here; they load Django lazily, so importing the
+package (for its version, say) needs no configured settings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+#: Events kept by ``LocmemBackend``, like ``django.core.mail.outbox``.
+outbox: list[Any] = []
+
+__all__ = ["flush", "get_visitor_code", "outbox", "track", "track_conversion"]
+
+if TYPE_CHECKING:
+    from django_kameleoon.api import flush, get_visitor_code, track, track_conversion
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("flush", "get_visitor_code", "track", "track_conversion"):
+        from django_kameleoon import api
+
+        value = globals()[name] = getattr(api, name)
+        return value
+    raise AttributeError(f"module 'django_kameleoon' has no attribute {name!r}")

@@ -1,0 +1,50 @@
+"""Backends carry events from the public functions to the Data API (or a test's outbox).
+
+One backend object per process, built from ``KAMELEOON['BACKEND']`` on first use and replaced
+when the settings change (tests switch servers and backends with ``override_settings``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from django_kameleoon.backends.base import BaseBackend
+from django_kameleoon.conf import get_settings
+
+__all__ = ["BaseBackend", "get_backend", "reset_backend"]
+
+_backend: BaseBackend | None = None
+_lock = threading.Lock()
+
+
+def get_backend() -> BaseBackend:
+    """This process's backend, built from the settings on first use."""
+    global _backend
+    backend = _backend
+    if backend is None:
+        with _lock:
+            if _backend is None:
+                settings = get_settings()
+                _backend = import_string(settings.BACKEND)(settings)
+            backend = _backend
+    return backend
+
+
+def reset_backend(timeout: float = 0.0) -> None:
+    """Close the current backend (delivering what it can within ``timeout``) and forget it."""
+    global _backend
+    with _lock:
+        backend, _backend = _backend, None
+    if backend is not None:
+        backend.close(timeout)
+
+
+@receiver(setting_changed)
+def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == "KAMELEOON":
+        reset_backend()

@@ -1,0 +1,99 @@
+"""The HTTP client that talks to the Data API: one pooled session, our User-Agent, and answers
+sorted into what the sender should do next (done, retry, drop, split).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import enum
+import time
+from dataclasses import dataclass
+
+import requests
+
+from django_kameleoon.conf import Settings
+from django_kameleoon.events import Event
+
+__all__ = ["Answer", "DataApiClient", "Verdict"]
+
+
+class Verdict(enum.Enum):
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    DROP = "drop"
+    TOO_LARGE = "too large"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one POST came to, in the sender's terms."""
+
+    verdict: Verdict
+    reason: str
+    retry_after: float | None = None
+
+
+_RETRIED_STATUSES = frozenset({408, 425, 429})
+
+
+class DataApiClient:
+    """Posts encoded events to ``/visit/events``; one per process (a session is not fork-safe)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.events_url
+        self.json = settings.BODY_FORMAT == "json"
+        self.params = {"siteCode": settings.SITE_CODE, **({"json": "true"} if self.json else {})}
+        self.timeout = settings.TIMEOUT
+        self.session = requests.Session()
+        self.session.headers.update(
+            {
+                "User-Agent": settings.USER_AGENT,
+                "Content-Type": "application/json" if self.json else "text/plain; charset=utf-8",
+            }
+        )
+
+    def encode(self, event: Event) -> bytes:
+        """One event as it stands in a body of the configured format."""
+        return (event.to_json() if self.json else event.to_query_line()).encode("utf-8")
+
+    def body_size(self, sizes: int, count: int) -> int:
+        """The size of a body holding ``count`` encoded events of ``sizes`` bytes in all."""
+        return sizes + max(count - 1, 0) + (2 if self.json else 0)
+
+    def post(self, encoded: list[bytes], timeout: float | None = None) -> Answer:
+        """Send one body; never raises for anything the network or the API can do."""
+        body = b"[" + b",".join(encoded) + b"]" if self.json else b"\n".join(encoded)
+        limit = self.timeout if timeout is None else max(min(self.timeout, timeout), 0.001)
+        try:
+            response = self.session.post(self.url, params=self.params, data=body, timeout=limit)
+        except requests.Timeout:
+            return Answer(Verdict.RETRY, f"no answer within {limit:g} s")
+        except requests.RequestException as exc:
+            return Answer(Verdict.RETRY, f"connection failed: {type(exc).__name__}")
+        status = response.status_code
+        response.close()
+        if 200 <= status < 300:
+            return Answer(Verdict.DELIVERED, f"HTTP {status}")
+        if status == 413:
+            return Answer(Verdict.TOO_LARGE, "HTTP 413")
+        if status >= 500 or status in _RETRIED_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            return Answer(Verdict.RETRY, f"HTTP {status}", retry_after)
+        return Answer(Verdict.DROP, f"HTTP {status}")
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), if it has any."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)

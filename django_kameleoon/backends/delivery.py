@@ -1,0 +1,147 @@
+"""Getting a list of events to the Data API: batching by count and bytes, retries with backoff,
+splitting on 413, and reporting what was delivered or given up.
+
+Shared by the sync and threaded backends; it never decides *when* to send, only *how*.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from django_kameleoon.backends.client import Answer, DataApiClient, Verdict
+from django_kameleoon.conf import Settings
+from django_kameleoon.events import MAX_BODY_BYTES, Event
+from django_kameleoon.signals import events_delivered, events_dropped
+
+__all__ = ["Counters", "Delivery"]
+
+logger = logging.getLogger("django_kameleoon")
+
+#: Waits between attempts; returns True when the wait was cut short because the process is
+#: stopping (the sender must then not start another attempt past its deadline).
+Wait = Callable[[float], bool]
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False
+
+
+@dataclass
+class Counters:
+    """Running totals of one process, as reported by ``stats()``."""
+
+    sent: int = 0
+    retried: int = 0
+    dropped: int = 0
+    requests: int = 0
+
+
+class Delivery:
+    """Delivers events in as few requests as the limits allow, retrying what may succeed later."""
+
+    def __init__(self, settings: Settings, counters: Counters | None = None) -> None:
+        self.settings = settings
+        self.client = DataApiClient(settings)
+        self.counters = counters or Counters()
+        self.max_events = settings.MAX_BATCH_EVENTS
+        self.max_bytes = min(settings.MAX_BATCH_BYTES, MAX_BODY_BYTES)
+
+    def deliver(
+        self, events: Sequence[Event], *, deadline: float | None = None, wait: Wait = _sleep
+    ) -> list[Event]:
+        """Send ``events``; return those left undelivered because ``deadline`` came first."""
+        left: list[Event] = []
+        for batch, encoded in self._batches(events):
+            if left or (deadline is not None and time.monotonic() >= deadline):
+                left.extend(batch)
+                continue
+            left.extend(self._send(batch, encoded, deadline, wait))
+        return left
+
+    def drop(self, events: Sequence[Event], reason: str) -> None:
+        """Give events up: count them, log why (without visitor data), and tell receivers."""
+        if not events:
+            return
+        self.counters.dropped += len(events)
+        logger.warning("Kameleoon: %d event(s) dropped: %s", len(events), reason)
+        events_dropped.send(sender=type(self), events=list(events), reason=reason)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _batches(self, events: Sequence[Event]) -> list[tuple[list[Event], list[bytes]]]:
+        """Group events into bodies within ``MAX_BATCH_EVENTS`` and ``MAX_BATCH_BYTES``."""
+        batches: list[tuple[list[Event], list[bytes]]] = []
+        batch: list[Event] = []
+        encoded: list[bytes] = []
+        size = 0
+        for event in events:
+            data = self.client.encode(event)
+            if self.client.body_size(len(data), 1) > MAX_BODY_BYTES:
+                self.drop([event], f"{event.event_type} event over the API's 3 MB body limit")
+                continue
+            if batch and (
+                len(batch) >= self.max_events
+                or self.client.body_size(size + len(data), len(batch) + 1) > self.max_bytes
+            ):
+                batches.append((batch, encoded))
+                batch, encoded, size = [], [], 0
+            batch.append(event)
+            encoded.append(data)
+            size += len(data)
+        if batch:
+            batches.append((batch, encoded))
+        return batches
+
+    def _send(
+        self, batch: list[Event], encoded: list[bytes], deadline: float | None, wait: Wait
+    ) -> list[Event]:
+        """One body, retried until delivered, refused, out of retries, or out of time."""
+        attempt = 0
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            answer = self.client.post(encoded, timeout=remaining)
+            self.counters.requests += 1
+            if answer.verdict is Verdict.DELIVERED:
+                self.counters.sent += len(batch)
+                events_delivered.send(sender=type(self), events=batch)
+                return []
+            if answer.verdict is Verdict.TOO_LARGE:
+                return self._split(batch, encoded, deadline, wait)
+            if answer.verdict is Verdict.DROP:
+                self.drop(batch, f"the Data API refused them ({answer.reason})")
+                return []
+            attempt += 1
+            if attempt > self.settings.MAX_RETRIES:
+                self.drop(batch, f"no success after {attempt} attempts (last: {answer.reason})")
+                return []
+            delay = self._backoff(attempt, answer)
+            if deadline is not None and time.monotonic() + delay >= deadline:
+                return batch
+            logger.info("Kameleoon: %s; retry %d in %.1f s", answer.reason, attempt, delay)
+            self.counters.retried += len(batch)
+            if wait(delay):
+                return batch
+
+    def _split(
+        self, batch: list[Event], encoded: list[bytes], deadline: float | None, wait: Wait
+    ) -> list[Event]:
+        if len(batch) == 1:
+            self.drop(batch, "the Data API found the event too large (HTTP 413)")
+            return []
+        half = len(batch) // 2
+        left = self._send(batch[:half], encoded[:half], deadline, wait)
+        return left + self._send(batch[half:], encoded[half:], deadline, wait)
+
+    def _backoff(self, attempt: int, answer: Answer) -> float:
+        """Retry-After when the API gave one, else jittered exponential backoff; both capped."""
+        cap = self.settings.RETRY_BACKOFF_MAX
+        if answer.retry_after is not None:
+            return min(answer.retry_after, cap)
+        delay = min(cap, self.settings.RETRY_BACKOFF * 2 ** (attempt - 1))
+        return delay * random.uniform(0.5, 1.0)

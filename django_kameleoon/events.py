@@ -1,0 +1,379 @@
+"""The Data API's ten event types: their fields, the API's limits, and both wire formats.
+
+Everything here follows Kameleoon's page for ``POST /visit/events``. Input is checked at the
+call so that a mistake raises where it was made, not in a background thread minutes later:
+structurally wrong values raise ``TypeError``/``ValueError``, while over-long text is clipped to
+the API's limits (text comes from visitors and must never turn a page view into an error).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+__all__ = [
+    "EVENT_TYPES",
+    "FIELDS",
+    "MAX_BODY_BYTES",
+    "VISITOR_CODE_RE",
+    "Event",
+    "clip",
+    "make_event",
+    "new_nonce",
+    "validate_visitor_code",
+]
+
+EVENT_TYPES = (
+    "STATICDATA",
+    "PAGE",
+    "CONVERSION",
+    "TARGETINGSEGMENT",
+    "EXPERIMENT",
+    "PERSONALIZATION",
+    "WEATHER",
+    "CUSTOMDATA",
+    "PRODUCT",
+    "GEOLOCATION",
+)
+
+#: A visitor code we accept: what the API takes (up to 100 characters), and nothing that could
+#: break out of a cookie, a header or an HTML attribute.
+VISITOR_CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+#: The Data API refuses bodies over 3 MB (3,000,000 bytes); so no single event may be larger.
+MAX_BODY_BYTES = 3_000_000
+
+INT32 = (-(2**31), 2**31 - 1)
+INT64 = (-(2**63), 2**63 - 1)
+MAX_MAP_ENTRIES = 256
+MAX_MAP_VALUE = 2048
+MAX_MAPPING_IDENTIFIER = 100
+
+DEVICE_TYPES = ("DESKTOP", "TABLET", "PHONE")
+UNEXPOSITION_CAUSES = (
+    "GLOBAL_EXCLUSION",
+    "PERSONALIZATION_CAPPING",
+    "SCHEDULE",
+    "PERSONALIZATION_EXCLUSION",
+    "VISITOR_CAPPING",
+    "SCENARIO",
+    "PRIORITY",
+)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of an event type: its kind, whether it is required, and its length limit."""
+
+    kind: str
+    required: bool = False
+    limit: int | None = None
+    choices: tuple[str, ...] = ()
+
+
+_STR100 = Field("str", limit=100)
+_URL = Field("str", limit=2048)
+_INT32 = Field("int32")
+_ID = Field("int64", required=True)
+_FLOAT = Field("float")
+_REQUIRED_FLOAT = Field("float", required=True)
+_REQUIRED_TIME = Field("int64", required=True)
+
+FIELDS: dict[str, dict[str, Field]] = {
+    "STATICDATA": {
+        "visitNumber": _INT32,
+        "timeSincePreviousVisit": Field("int64"),
+        "browser": _STR100,
+        "browserIndex": _INT32,
+        "browserVersion": _FLOAT,
+        "os": _STR100,
+        "osIndex": _INT32,
+        "screenWidth": _INT32,
+        "screenHeight": _INT32,
+        # No limit on the page; a language tag is short (RFC 5646 allows 35 in practice).
+        "localeLanguageTag": Field("str", limit=35),
+        "deviceType": Field("enum", choices=DEVICE_TYPES),
+    },
+    "PAGE": {
+        "href": Field("str", required=True, limit=2048),
+        "canonicalHref": _URL,
+        "title": Field("str", limit=256),
+        "keyPageIndices": Field("indices"),
+        # No limit on the page for the referrer; it is a URL, so it gets the URL limit.
+        "referrerHref": _URL,
+        "referrerIndices": Field("indices"),
+    },
+    "CONVERSION": {
+        "goalId": _ID,
+        "revenue": _FLOAT,
+        "negative": Field("bool"),
+        "metadata": Field("metadata"),
+    },
+    "TARGETINGSEGMENT": {"id": _ID},
+    "EXPERIMENT": {"id": _ID, "variationId": _ID},
+    "PERSONALIZATION": {
+        "id": _ID,
+        "variationId": _ID,
+        "unexpositionCause": Field("enum", choices=UNEXPOSITION_CAUSES),
+    },
+    "WEATHER": {
+        "temperature": _REQUIRED_FLOAT,
+        "humidity": _REQUIRED_FLOAT,
+        "pressure": _REQUIRED_FLOAT,
+        "windSpeed": _REQUIRED_FLOAT,
+        "cloudiness": _REQUIRED_FLOAT,
+        "sunriseTime": _REQUIRED_TIME,
+        "sunsetTime": _REQUIRED_TIME,
+        "weatherCode": _STR100,
+    },
+    "CUSTOMDATA": {
+        "index": Field("int32", required=True),
+        "mappingIdentifier": Field("bool"),
+        "valuesCountMap": Field("counts", required=True),
+        "overwrite": Field("bool"),
+    },
+    "PRODUCT": {"ean": Field("str", required=True, limit=100)},
+    "GEOLOCATION": {
+        "country": _STR100,
+        "region": _STR100,
+        "city": _STR100,
+        "postalCode": _STR100,
+        "latitude": _FLOAT,
+        "longitude": _FLOAT,
+    },
+}
+
+
+def new_nonce() -> str:
+    """16 hex characters, made once per event so that a retried event is recognised as such."""
+    return os.urandom(8).hex()
+
+
+class Event:
+    """One event for one visitor, ready for the wire; its nonce never changes."""
+
+    __slots__ = ("event_type", "fields", "nonce", "visitor_code")
+
+    def __init__(
+        self,
+        visitor_code: str,
+        event_type: str,
+        fields: dict[str, Any],
+        nonce: str | None = None,
+    ) -> None:
+        self.visitor_code = visitor_code
+        self.event_type = event_type
+        self.fields = fields
+        self.nonce = nonce or new_nonce()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event as the API names it: visitorCode, nonce, eventType and the type's fields."""
+        return {
+            "visitorCode": self.visitor_code,
+            "nonce": self.nonce,
+            "eventType": self.event_type,
+            **self.fields,
+        }
+
+    def to_json(self) -> str:
+        """One element of a ``json=true`` body."""
+        return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    def to_query_line(self) -> str:
+        """One line of a query-format body, every value URL-encoded."""
+        return "&".join(f"{name}={_query_value(value)}" for name, value in self.as_dict().items())
+
+    def __repr__(self) -> str:
+        return f"<Event {self.event_type} {self.visitor_code} {self.fields!r}>"
+
+
+def _query_value(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return quote(value, safe="")
+    # Numbers, and the JSON-typed fields (metadata, valuesCountMap, index arrays), as JSON.
+    return quote(json.dumps(value, ensure_ascii=False, separators=(",", ":")), safe="")
+
+
+def clip(value: str, limit: int | None) -> str:
+    """Cut text to the API's limit and make it encodable (lone surrogates become ``?``)."""
+    if limit is not None and len(value) > limit:
+        value = value[:limit]
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def validate_visitor_code(code: Any) -> str:
+    """Return ``code`` if it is a visitor code the API and a cookie can carry, else raise."""
+    if not isinstance(code, str):
+        raise TypeError(f"a visitor code must be a str, not {type(code).__name__}")
+    if not VISITOR_CODE_RE.fullmatch(code):
+        raise ValueError(
+            f"invalid visitor code {code[:120]!r}: use 1 to 100 characters of A-Z, a-z, 0-9, '_', '-'"
+        )
+    return code
+
+
+def make_event(visitor_code: str, event_type: str, fields: Mapping[str, Any]) -> Event:
+    """Check ``fields`` against the event type's table and build the event, or raise."""
+    validate_visitor_code(visitor_code)
+    if not isinstance(event_type, str):
+        raise TypeError(f"event_type must be a str, not {type(event_type).__name__}")
+    spec = FIELDS.get(event_type)
+    if spec is None:
+        raise ValueError(f"unknown event type {event_type!r}; use one of {', '.join(EVENT_TYPES)}")
+    unknown = [name for name in fields if name not in spec]
+    if unknown:
+        raise TypeError(
+            f"{event_type} has no field {unknown[0]!r}; its fields are {', '.join(spec)}"
+        )
+    missing = [name for name, f in spec.items() if f.required and fields.get(name) is None]
+    if missing:
+        raise TypeError(f"{event_type} requires {', '.join(missing)}")
+    values: dict[str, Any] = {}
+    for name, value in fields.items():
+        if value is not None:
+            values[name] = _normalise(event_type, name, value, spec[name], fields)
+    _check_combinations(event_type, values)
+    event = Event(visitor_code, event_type, values)
+    if "metadata" in values or "valuesCountMap" in values:
+        _check_size(event)
+    return event
+
+
+def _normalise(
+    event_type: str, name: str, value: Any, field: Field, fields: Mapping[str, Any]
+) -> Any:
+    where = f"{event_type}.{name}"
+    if field.kind == "counts":
+        limit = MAX_MAPPING_IDENTIFIER if fields.get("mappingIdentifier") is True else None
+        return _counts(where, value, limit or MAX_MAP_VALUE)
+    return _NORMALISERS[field.kind](where, value, field)
+
+
+def _check_combinations(event_type: str, values: Mapping[str, Any]) -> None:
+    if event_type == "PERSONALIZATION" and "unexpositionCause" in values:
+        if values["variationId"] != 0:
+            raise ValueError(
+                "PERSONALIZATION.unexpositionCause is only valid when variationId is 0 (reference)"
+            )
+
+
+def _check_size(event: Event) -> None:
+    """Refuse an event that no request could carry, as maps within the API's limits can be."""
+    maps = (event.fields.get("metadata") or {}, event.fields.get("valuesCountMap") or {})
+    chars = sum(len(str(k)) + len(str(v)) for m in maps for k, v in m.items())
+    if chars * 6 < MAX_BODY_BYTES:  # JSON escapes at most 6 bytes per character
+        return
+    size = len(event.to_json().encode("utf-8"))
+    if size > MAX_BODY_BYTES:
+        raise ValueError(
+            f"this {event.event_type} event is {size:,} bytes as JSON, over the Data API's "
+            f"{MAX_BODY_BYTES:,}-byte body limit; send fewer or shorter values"
+        )
+
+
+def _type_error(where: str, expected: str, value: Any) -> TypeError:
+    return TypeError(f"{where} must be {expected}, not {type(value).__name__}")
+
+
+def _string(where: str, value: Any, field: Field) -> str:
+    if not isinstance(value, str):
+        raise _type_error(where, "a str", value)
+    return clip(value, field.limit)
+
+
+def _integer(where: str, value: Any, field: Field) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise _type_error(where, "an int", value)
+    low, high = INT32 if field.kind == "int32" else INT64
+    if not low <= value <= high:
+        raise ValueError(f"{where} must be between {low} and {high}, not {value}")
+    return int(value)
+
+
+def _number(where: str, value: Any, field: Field) -> float:
+    if not isinstance(value, (int, float, Decimal)) or isinstance(value, bool):
+        raise _type_error(where, "a number", value)
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        number = math.nan
+    if not math.isfinite(number):
+        raise ValueError(f"{where} must be a finite number, not {value}")
+    return number
+
+
+def _boolean(where: str, value: Any, field: Field) -> bool:
+    if not isinstance(value, bool):
+        raise _type_error(where, "True or False", value)
+    return value
+
+
+def _choice(where: str, value: Any, field: Field) -> str:
+    if value not in field.choices or not isinstance(value, str):
+        raise ValueError(f"{where} must be one of {', '.join(field.choices)}, not {value!r}")
+    return value
+
+
+def _indices(where: str, value: Any, field: Field) -> list[int]:
+    if not isinstance(value, (list, tuple)):
+        raise _type_error(where, "a list of ints", value)
+    return [_integer(where, index, _INT32) for index in value]
+
+
+def _metadata(where: str, value: Any, field: Field) -> dict[int, list[str]]:
+    """``{metadata id: [values]}``, capped at 256 ids of 256 values of 2048 characters."""
+    if not isinstance(value, Mapping):
+        raise _type_error(where, "a dict of {int: [str, ...]}", value)
+    result: dict[int, list[str]] = {}
+    for key, values in list(value.items())[:MAX_MAP_ENTRIES]:
+        key = _integer(f"{where} key", key, _INT32)
+        if isinstance(values, str) or not isinstance(values, (list, tuple)):
+            raise _type_error(f"{where}[{key}]", "a list of str", values)
+        result[key] = [
+            _string(f"{where}[{key}] value", item, Field("str", limit=MAX_MAP_VALUE))
+            for item in values[:MAX_MAP_ENTRIES]
+        ]
+    return result
+
+
+def _counts(where: str, value: Any, key_limit: int) -> dict[str, int]:
+    """``{value: count}``, capped at 256 values; keys clipped (2048, or 100 for an identifier)."""
+    if not isinstance(value, Mapping):
+        raise _type_error(where, "a dict of {str: int}", value)
+    key_field = Field("str", limit=key_limit)
+    result: dict[str, int] = {}
+    for key, count in value.items():
+        key = _string(f"{where} key", key, key_field)
+        count = _integer(f"{where}[{key!r}]", count, _INT32)
+        if key not in result and len(result) == MAX_MAP_ENTRIES:
+            continue
+        result[key] = _integer(f"{where}[{key!r}]", result.get(key, 0) + count, _INT32)
+    return result
+
+
+_NORMALISERS: dict[str, Callable[[str, Any, Field], Any]] = {
+    "str": _string,
+    "int32": _integer,
+    "int64": _integer,
+    "float": _number,
+    "bool": _boolean,
+    "enum": _choice,
+    "indices": _indices,
+    "metadata": _metadata,
+}

@@ -1,0 +1,91 @@
+"""The visitor code: read from the ``kameleoonVisitorCode`` cookie, or made anew, once a request.
+
+The code is shared with Kameleoon's own JavaScript tag in hybrid setups, so the cookie is
+readable by scripts (not HttpOnly) and carries the same name. Anything that is not a plain code
+(too long, markup, spaces, non-ASCII) is replaced, never echoed back into a header or a page.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any
+
+from django.http import HttpRequest, HttpResponseBase
+from django.utils.module_loading import import_string
+
+from django_kameleoon.conf import Settings, get_settings
+from django_kameleoon.events import VISITOR_CODE_RE
+
+__all__ = ["RequestState", "get_visitor_code", "has_consent", "new_visitor_code", "request_state"]
+
+
+class RequestState:
+    """What this app knows about one request, kept on the request itself."""
+
+    __slots__ = ("consent", "is_new", "page", "visitor_code")
+
+    def __init__(self, visitor_code: str, is_new: bool) -> None:
+        self.visitor_code = visitor_code
+        self.is_new = is_new
+        self.consent: bool | None = None
+        #: PAGE fields set by ``{% kameleoon_page %}`` (title, canonicalHref, keyPageIndices).
+        self.page: dict[str, Any] = {}
+
+
+def new_visitor_code() -> str:
+    """16 characters of ``[a-z2-7]`` (within ``[a-z0-9]``): 80 random bits from the OS CSPRNG."""
+    return base64.b32encode(os.urandom(10)).decode("ascii").lower()
+
+
+def request_state(request: HttpRequest) -> RequestState:
+    """The request's state, resolving the visitor code from the cookie on first use."""
+    state: RequestState | None = getattr(request, "_kameleoon", None)
+    if state is None:
+        cookie = request.COOKIES.get(get_settings().COOKIE_NAME)
+        if cookie and VISITOR_CODE_RE.fullmatch(cookie):
+            state = RequestState(cookie, is_new=False)
+        else:
+            state = RequestState(new_visitor_code(), is_new=True)
+        request._kameleoon = state  # type: ignore[attr-defined]
+    return state
+
+
+def get_visitor_code(request: HttpRequest) -> str:
+    """The visitor code of this request: the same value for the whole request."""
+    return request_state(request).visitor_code
+
+
+def has_consent(request: HttpRequest) -> bool:
+    """Whether this visitor may be tracked: privacy signals first, then the site's callable."""
+    state = request_state(request)
+    if state.consent is None:
+        state.consent = _consent(request, get_settings())
+    return state.consent
+
+
+def _consent(request: HttpRequest, settings: Settings) -> bool:
+    meta = request.META
+    if settings.RESPECT_GPC and meta.get("HTTP_SEC_GPC", "").strip() == "1":
+        return False
+    if settings.RESPECT_DNT and meta.get("HTTP_DNT", "").strip() == "1":
+        return False
+    if settings.CONSENT is None:
+        return True
+    return bool(import_string(settings.CONSENT)(request))
+
+
+def set_visitor_cookie(request: HttpRequest, response: HttpResponseBase) -> None:
+    """Store a newly made code on the visitor's browser, as the settings describe."""
+    settings = get_settings()
+    secure = settings.COOKIE_SECURE
+    response.set_cookie(
+        settings.COOKIE_NAME,
+        request_state(request).visitor_code,
+        max_age=settings.COOKIE_MAX_AGE,
+        path="/",
+        domain=settings.COOKIE_DOMAIN,
+        secure=request.is_secure() if secure is None else secure,
+        httponly=False,
+        samesite=settings.COOKIE_SAMESITE,
+    )
