@@ -54,6 +54,7 @@ class ThreadedBackend(BaseBackend):
         self._stopping = False
         self._flushing = 0
         self._deadline: float | None = None
+        self._stranded: list[Event] = []  # given up at shutdown, for close() to report
         self._accepted = 0  # events ever queued in this process
         self._finished = 0  # of those, how many were delivered or given up
         self._overflow = 0
@@ -114,9 +115,8 @@ class ThreadedBackend(BaseBackend):
                 logger.exception("Kameleoon: unexpected error while sending; events dropped")
                 delivery.drop(batch, "unexpected error in the sender")
                 left = []
-            if left:
-                delivery.drop(left, "the process stopped before they could be delivered")
             with self._cond:
+                self._stranded.extend(left)  # only at shutdown: close() reports them
                 self._finished += len(batch)
                 self._cond.notify_all()
 
@@ -183,18 +183,18 @@ class ThreadedBackend(BaseBackend):
         if thread is not None:
             thread.join(max(self._deadline - time.monotonic(), 0) + 0.5)
         with self._cond:
-            lost = self._accepted - self._finished
-            stranded = list(self._queue)
-            self._queue.clear()
-        if stranded:
-            self.counters.dropped += len(stranded)
-            events_dropped.send(sender=type(self), events=stranded, reason="shutdown timeout")
-        if lost:
+            in_flight = self._accepted - self._finished - len(self._queue)
+            stranded = self._stranded + list(self._queue)
+            self._stranded, self._queue = [], deque()
+        if stranded or in_flight:
+            self.counters.dropped += len(stranded) + in_flight
             logger.warning(
-                "Kameleoon: %d event(s) could not be delivered within SHUTDOWN_TIMEOUT (%g s)",
-                lost,
+                "Kameleoon: %d event(s) could not be delivered within SHUTDOWN_TIMEOUT (%g s) "
+                "and are lost",
+                len(stranded) + in_flight,
                 timeout,
             )
+            events_dropped.send(sender=type(self), events=stranded, reason="shutdown timeout")
         if self._delivery is not None:
             self._delivery.close()
 
