@@ -1,0 +1,208 @@
+"""Events: every field of the ten types, the API's limits, and rejection of malformed input."""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+
+from django_kameleoon.events import EVENT_TYPES, FIELDS, MAX_BODY_BYTES, make_event, new_nonce
+
+#: One event of every type with every one of its fields: the suite's reference sample.
+FULL_EVENTS: dict[str, dict[str, Any]] = {
+    "STATICDATA": {
+        "visitNumber": 3,
+        "timeSincePreviousVisit": 86_400_000,
+        "browser": "Safari",
+        "browserIndex": 2,
+        "browserVersion": 16.3,
+        "os": "Windows",
+        "osIndex": 1,
+        "screenWidth": 1920,
+        "screenHeight": 1080,
+        "localeLanguageTag": "fr-FR",
+        "deviceType": "DESKTOP",
+    },
+    "PAGE": {
+        "href": "https://www.example.com/p?a=1&b=é=%20\nx",
+        "canonicalHref": "https://www.example.com/p",
+        "title": "Chaussures & sacs = 100% cuir\nnouveauté ✓",
+        "keyPageIndices": [1, 2],
+        "referrerHref": "https://search.example/?q=a%26b",
+        "referrerIndices": [7],
+    },
+    "CONVERSION": {
+        "goalId": 42,
+        "revenue": 19.99,
+        "negative": True,
+        "metadata": {1: ["a&b=c", "line\nbreak"], 2: ["ünïcödé 日本"]},
+    },
+    "TARGETINGSEGMENT": {"id": 9_000_000_000},
+    "EXPERIMENT": {"id": 12, "variationId": 0},
+    "PERSONALIZATION": {"id": 5, "variationId": 0, "unexpositionCause": "SCHEDULE"},
+    "WEATHER": {
+        "temperature": 293.15,
+        "humidity": 40.5,
+        "pressure": 1013.25,
+        "windSpeed": 3.2,
+        "cloudiness": 75.0,
+        "sunriseTime": 1_700_000_000_000,
+        "sunsetTime": 1_700_040_000_000,
+        "weatherCode": "Sky is Clear",
+    },
+    "CUSTOMDATA": {
+        "index": 3,
+        "mappingIdentifier": False,
+        "valuesCountMap": {"gold & silver": 2, "a=b%": 1},
+        "overwrite": False,
+    },
+    "PRODUCT": {"ean": "4006381333931"},
+    "GEOLOCATION": {
+        "country": "France",
+        "region": "Île-de-France",
+        "city": "Paris",
+        "postalCode": "75001",
+        "latitude": 48.8566,
+        "longitude": 2.3522,
+    },
+}
+
+
+def test_the_sample_covers_every_field_of_every_type() -> None:
+    assert set(FULL_EVENTS) == set(EVENT_TYPES)
+    for event_type, fields in FULL_EVENTS.items():
+        assert set(fields) == set(FIELDS[event_type]), event_type
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_both_formats_carry_the_same_values(event_type: str) -> None:
+    event = make_event("visitor-1", event_type, FULL_EVENTS[event_type])
+    from_json = json.loads(event.to_json())
+    from_query = dict(parse_qsl(event.to_query_line(), keep_blank_values=True, strict_parsing=True))
+    assert from_json["visitorCode"] == from_query["visitorCode"] == "visitor-1"
+    assert from_json["eventType"] == from_query["eventType"] == event_type
+    for name, value in from_json.items():
+        text = from_query[name]
+        expected = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if isinstance(value, bool):
+            expected = "true" if value else "false"
+        elif isinstance(value, (dict, list)):
+            assert json.loads(text) == value
+            continue
+        assert text == expected, name
+
+
+def test_query_line_escapes_separators_newlines_and_non_ascii() -> None:
+    event = make_event("v", "PRODUCT", {"ean": "a&b=c%d\ne é"})
+    line = event.to_query_line()
+    assert "\n" not in line and " " not in line
+    assert line.isascii()
+    assert dict(parse_qsl(line))["ean"] == "a&b=c%d\ne é"
+
+
+def test_nonce_is_16_hex_and_made_once() -> None:
+    event = make_event("v", "TARGETINGSEGMENT", {"id": 1})
+    assert len(event.nonce) == 16 and int(event.nonce, 16) >= 0
+    assert event.nonce in event.to_json() and event.nonce in event.to_json()
+    assert len({new_nonce() for _ in range(1000)}) == 1000
+
+
+@pytest.mark.parametrize(
+    ("event_type", "fields", "error"),
+    [
+        ("CONVERSION", {"goalId": "42"}, TypeError),
+        ("CONVERSION", {"goalId": 4.0}, TypeError),
+        ("CONVERSION", {"goalId": True}, TypeError),
+        ("CONVERSION", {"goalId": 2**63}, ValueError),
+        ("CONVERSION", {"goalId": 1, "revenue": math.nan}, ValueError),
+        ("CONVERSION", {"goalId": 1, "revenue": math.inf}, ValueError),
+        ("CONVERSION", {"goalId": 1, "revenue": Decimal("NaN")}, ValueError),
+        ("CONVERSION", {"goalId": 1, "revenue": Decimal("1e400")}, ValueError),
+        ("CONVERSION", {"goalId": 1, "revenue": "9.99"}, TypeError),
+        ("CONVERSION", {"goalId": 1, "revenue": False}, TypeError),
+        ("CONVERSION", {"goalId": 1, "negative": 1}, TypeError),
+        ("CONVERSION", {"goalId": 1, "metadata": [1, 2]}, TypeError),
+        ("CONVERSION", {"goalId": 1, "metadata": {"1": ["a"]}}, TypeError),
+        ("CONVERSION", {"goalId": 1, "metadata": {1: "a"}}, TypeError),
+        ("CONVERSION", {"goalId": 1, "metadata": {1: [2]}}, TypeError),
+        ("CONVERSION", {"goalId": 1, "metadata": {2**31: ["a"]}}, ValueError),
+        ("CONVERSION", {}, TypeError),
+        ("CONVERSION", {"goalId": 1, "colour": "red"}, TypeError),
+        ("STATICDATA", {"deviceType": "WATCH"}, ValueError),
+        ("STATICDATA", {"visitNumber": 2**31}, ValueError),
+        ("STATICDATA", {"browser": 3}, TypeError),
+        ("PAGE", {}, TypeError),
+        ("PAGE", {"href": "https://x", "keyPageIndices": "1,2"}, TypeError),
+        ("PAGE", {"href": "https://x", "keyPageIndices": [1.5]}, TypeError),
+        ("PERSONALIZATION", {"id": 1, "variationId": 3, "unexpositionCause": "SCHEDULE"}, ValueError),
+        ("PERSONALIZATION", {"id": 1, "variationId": 0, "unexpositionCause": "BORED"}, ValueError),
+        ("EXPERIMENT", {"id": 1}, TypeError),
+        ("WEATHER", {**FULL_EVENTS["WEATHER"], "humidity": None}, TypeError),
+        ("CUSTOMDATA", {"index": 1, "valuesCountMap": {"a": "1"}}, TypeError),
+        ("CUSTOMDATA", {"index": 1, "valuesCountMap": {3: 1}}, TypeError),
+        ("CUSTOMDATA", {"index": 1, "valuesCountMap": ["a"]}, TypeError),
+        ("PRODUCT", {"ean": None}, TypeError),
+        ("BANANA", {}, ValueError),
+    ],
+)
+def test_malformed_input_raises(event_type: str, fields: dict[str, Any], error: type) -> None:
+    with pytest.raises(error):
+        make_event("v", event_type, fields)
+
+
+@pytest.mark.parametrize("code", ["", "x" * 101, "a b", "<script>", "é", "a\r\nSet-Cookie:x", 42])
+def test_bad_visitor_codes_are_refused(code: Any) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        make_event(code, "PRODUCT", {"ean": "1"})
+
+
+def test_numbers_are_numbers() -> None:
+    fields = make_event("v", "CONVERSION", {"goalId": 1, "revenue": Decimal("19.99")}).fields
+    assert fields["revenue"] == 19.99 and isinstance(fields["revenue"], float)
+    assert make_event("v", "CONVERSION", {"goalId": 1, "revenue": 5}).fields["revenue"] == 5.0
+
+
+def test_over_long_strings_are_clipped_to_the_api_limits() -> None:
+    page = make_event("v", "PAGE", {"href": "h" * 5000, "title": "t" * 1000}).fields
+    assert len(page["href"]) == 2048 and len(page["title"]) == 256
+    static = make_event("v", "STATICDATA", {"browser": "b" * 500, "os": "o" * 500}).fields
+    assert len(static["browser"]) == 100 and len(static["os"]) == 100
+    geo = make_event("v", "GEOLOCATION", {"city": "c" * 101}).fields
+    assert len(geo["city"]) == 100
+    assert len(make_event("v", "PRODUCT", {"ean": "1" * 300}).fields["ean"]) == 100
+
+
+def test_maps_are_capped_at_256_entries_and_values_clipped() -> None:
+    metadata = {i: ["v"] * 300 for i in range(300)}
+    metadata[0] = ["v" * 3000]
+    fields = make_event("v", "CONVERSION", {"goalId": 1, "metadata": metadata}).fields
+    assert len(fields["metadata"]) == 256
+    assert all(len(values) == 256 for i, values in fields["metadata"].items() if i)
+    assert fields["metadata"][0] == ["v" * 2048]
+
+    counts = {f"k{i}" + "x" * 3000: 1 for i in range(300)}
+    custom = make_event("v", "CUSTOMDATA", {"index": 1, "valuesCountMap": counts}).fields
+    assert len(custom["valuesCountMap"]) == 256
+    assert all(len(key) == 2048 for key in custom["valuesCountMap"])
+
+    ident = make_event(
+        "v", "CUSTOMDATA", {"index": 1, "mappingIdentifier": True, "valuesCountMap": counts}
+    ).fields
+    assert all(len(key) == 100 for key in ident["valuesCountMap"])
+
+
+def test_lone_surrogates_are_made_encodable() -> None:
+    event = make_event("v", "PRODUCT", {"ean": "ab\ud800cd"})
+    assert event.fields["ean"] == "ab?cd"
+    event.to_json().encode("utf-8")
+
+
+def test_an_event_no_request_could_carry_is_refused_at_the_call() -> None:
+    metadata = {i: ["\u0001" * 2048] * 256 for i in range(10)}
+    with pytest.raises(ValueError, match="body limit"):
+        make_event("v", "CONVERSION", {"goalId": 1, "metadata": metadata})
+    assert MAX_BODY_BYTES == 3_000_000
