@@ -23,6 +23,7 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -72,7 +73,12 @@ _MAX_READ_BYTES = 64 * 1024 * 1024
 
 # The defaults of Python's HTTP libraries: the seed says a server-side sender must overwrite
 # the library's User-Agent, or Kameleoon may take it for a bot.
-DEFAULT_USER_AGENT_PREFIXES = ("python-requests/", "Python-urllib/", "python-httpx/")
+DEFAULT_USER_AGENT_PREFIXES = (
+    "python-requests/",
+    "python-urllib3/",
+    "Python-urllib/",
+    "python-httpx/",
+)
 
 Kind = Literal[
     "string", "int32", "int64", "float64", "boolean", "int array", "metadata", "values count map"
@@ -304,7 +310,9 @@ def _check_metadata(value: object, spec: FieldSpec) -> dict[str, list[str]]:
         if not _INT_TEXT.fullmatch(key) or not _in_range(int(key), "int32"):
             raise _Invalid(f"key {_show(key)} is not an int32 metadata id")
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            raise _Invalid(f"values of id {key} must be a JSON array of strings, got {_show(texts)}")
+            raise _Invalid(
+                f"values of id {key} must be a JSON array of strings, got {_show(texts)}"
+            )
         if len(texts) > METADATA_MAX_VALUES:
             raise _Invalid(
                 f"id {key} has {len(texts)} values, over the limit of {METADATA_MAX_VALUES}"
@@ -317,9 +325,7 @@ def _check_values_count_map(value: object, spec: FieldSpec) -> dict[str, int]:
     if not isinstance(value, dict):
         raise _Invalid(f"must be a JSON object {{value: count}}, got {_show(value)}")
     if len(value) > VALUES_COUNT_MAP_MAX_ENTRIES:
-        raise _Invalid(
-            f"has {len(value)} values, over the limit of {VALUES_COUNT_MAP_MAX_ENTRIES}"
-        )
+        raise _Invalid(f"has {len(value)} values, over the limit of {VALUES_COUNT_MAP_MAX_ENTRIES}")
     _check_text_items("a value", value, spec.limit or METADATA_VALUE_LIMIT)
     for key, count in value.items():
         try:
@@ -461,7 +467,7 @@ def _cross_field_problems(event_type: str, event: Event) -> list[str]:
             try:
                 _check_text_items("a value", values, MAPPING_IDENTIFIER_KEY_LIMIT)
             except _Invalid as exc:
-                problems.append(f"CUSTOMDATA.valuesCountMap {exc} (mappingIdentifier is true)")
+                problems.append(f"CUSTOMDATA.valuesCountMap, mappingIdentifier being true: {exc}")
     return problems
 
 
@@ -482,7 +488,9 @@ class ParsedBody:
     count: int = 0
 
 
-def parse_body(body: bytes, *, body_format: BodyFormat, visitor_code: str | None = None) -> ParsedBody:
+def parse_body(
+    body: bytes, *, body_format: BodyFormat, visitor_code: str | None = None
+) -> ParsedBody:
     """Split and check a ``/visit/events`` body in either format."""
     try:
         text = body.decode("utf-8")
@@ -683,6 +691,7 @@ class _Fault:
     status: int = 0
     seconds: float = 0.0
     headers: tuple[tuple[str, str], ...] = ()
+    accept: bool = False  # drop only: process the events, then lose the answer
 
 
 # --------------------------------------------------------------------------------------------
@@ -761,10 +770,8 @@ class DataApiServer:
         with self._condition:
             connections = list(self._connections)
         for connection in connections:  # keep-alive connections would outlive the port
-            try:
+            with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         for end in (self._wake_reader, self._wake_writer):
             if end is not None:
                 end.close()
@@ -807,7 +814,9 @@ class DataApiServer:
         """Answer the next ``times`` POSTs with ``status`` (and ``headers``); accept nothing."""
         if not 100 <= status <= 599:
             raise ValueError(f"status must be an HTTP status code, got {status}")
-        self._add_fault(_Fault("fail", status=status, headers=tuple((headers or {}).items())), times)
+        self._add_fault(
+            _Fault("fail", status=status, headers=tuple((headers or {}).items())), times
+        )
 
     def delay(self, seconds: float, *, times: int = 1) -> None:
         """Sleep ``seconds`` before handling the next ``times`` POSTs normally: a slow API."""
@@ -815,9 +824,14 @@ class DataApiServer:
             raise ValueError(f"seconds must be >= 0, got {seconds}")
         self._add_fault(_Fault("delay", seconds=seconds), times)
 
-    def drop(self, *, times: int = 1) -> None:
-        """Read the next ``times`` POSTs, then close the connection unanswered: a lost answer."""
-        self._add_fault(_Fault("drop"), times)
+    def drop(self, *, times: int = 1, accept: bool = False) -> None:
+        """Read the next ``times`` POSTs, then close the connection without an answer.
+
+        By default the events are not accepted (the request died on the way in). With
+        ``accept=True`` they are, and only the answer is lost: the case nonces exist for,
+        where the sender's retry must land in ``duplicates``.
+        """
+        self._add_fault(_Fault("drop", accept=accept), times)
 
     def _add_fault(self, fault: _Fault, times: int) -> None:
         if times < 1:
@@ -992,25 +1006,29 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
         except _BadFraming as exc:
             self.close_connection = True
-            verdict = Verdict(400, {}, "query", [f"{self.command} {url.path}: {exc}"])
-            self._conclude(arrived, url, headers, b"", verdict)
+            refused = Verdict(400, {}, "query", [f"{self.command} {url.path}: {exc}"])
+            self._conclude(arrived, url, headers, b"", refused, status=400)
             return
         if url.path != EVENTS_PATH or self.command != "POST":
-            self._conclude(arrived, url, headers, body, self._wrong_place(url))
+            wrong = self._wrong_place(url)
+            self._conclude(arrived, url, headers, body, wrong, status=wrong.status)
             return
+
         fault = self.api._next_fault()
         if fault is not None and fault.kind == "delay" and not self.api._pause(fault.seconds):
             fault = _Fault("drop")  # stop() during the delay: the answer is lost
+        if fault is not None and fault.kind == "fail":  # the API never gets to the body
+            self._conclude(arrived, url, headers, body, None, fault=fault, status=fault.status)
+            return
+        verdict = None
+        if fault is None or fault.kind == "delay" or fault.accept:
+            verdict = examine_request(url.query, headers, body, site_code=self.api.site_code)
         if fault is not None and fault.kind == "drop":
             self.close_connection = True
-            self._conclude(arrived, url, headers, body, None, fault)
+            self._conclude(arrived, url, headers, body, verdict, fault=fault, status=None)
             return
-        if fault is not None and fault.kind == "fail":
-            refused = Verdict(fault.status, {}, "query", [])
-            self._conclude(arrived, url, headers, body, refused, fault, dict(fault.headers))
-            return
-        verdict = examine_request(url.query, headers, body, site_code=self.api.site_code)
-        self._conclude(arrived, url, headers, body, verdict, fault)
+        assert verdict is not None
+        self._conclude(arrived, url, headers, body, verdict, fault=fault, status=verdict.status)
 
     # Every other method reaches the same place, to be answered 404 or 405 and recorded.
     do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_POST
@@ -1062,35 +1080,37 @@ class _Handler(BaseHTTPRequestHandler):
         headers: Headers,
         body: bytes,
         verdict: Verdict | None,
+        *,
+        status: int | None,
         fault: _Fault | None = None,
-        extra_headers: Mapping[str, str] | None = None,
     ) -> None:
-        """Record the request, then answer it (unless there is no verdict: a dropped request).
+        """Record the request, then answer ``status`` (None: close the connection unanswered).
 
-        Recording first means that once a client has its answer, ``events`` already has it.
+        ``verdict`` is None when the request was not examined (a ``fail`` or plain ``drop``
+        fault): it is recorded, but its events are not accepted. Recording comes first, so
+        once a client has its answer, ``events`` already holds what it sent.
         """
         parsed = verdict.body if verdict else None
         request = ReceivedRequest(
             method=self.command,
             path=url.path,
-            query=verdict.query if verdict and verdict.query else _loose_query(url.query),
+            query=_loose_query(url.query),
             headers=headers,
             body=body,
             body_size=len(body),
             body_format=_body_format_of(url.query),
             event_count=parsed.count if parsed else _count_events(url.query, body),
-            status=verdict.status if verdict else None,
+            status=status,
             at=arrived,
             fault=fault.kind if fault else None,
         )
-        # A refused or faulted request is recorded but not examined: the API never got to it.
-        self.api._record(request, verdict if fault is None or fault.kind == "delay" else None)
-        if verdict is None:
+        self.api._record(request, verdict)
+        if status is None:
             return
-        self.send_response(verdict.status)
-        for name, value in (extra_headers or {}).items():
+        self.send_response(status)
+        for name, value in fault.headers if fault else ():
             self.send_header(name, value)
-        if verdict.status == 405:
+        if status == 405:
             self.send_header("Allow", "POST")
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -1105,5 +1125,11 @@ def _body_format_of(query: str) -> BodyFormat:
 
 
 def _count_events(query: str, body: bytes) -> int:
-    """How many events a body carries, for requests that were never examined (faults)."""
-    return parse_body(body, body_format=_body_format_of(query)).count
+    """How many events a body holds, cheaply, for requests that were not examined."""
+    if _body_format_of(query) == "query":
+        return len(body.rstrip(b"\n").split(b"\n")) if body.strip() else 0
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return 0
+    return len(data) if isinstance(data, list) else 0

@@ -20,7 +20,7 @@ Configure = Callable[..., None]
 def data_api() -> Iterator[DataApiServer]:
     """A strict stand-in of the Data API on 127.0.0.1; a test fails if any rule was broken.
 
-    A test that sends invalid data on purpose empties ``violations`` after checking them.
+    A test that sends invalid data on purpose calls ``reset()`` after checking them.
     """
     server = DataApiServer(site_code=SITE_CODE).start()
     try:
