@@ -206,14 +206,24 @@ def _query_value(value: Any) -> str:
 
 
 def clip(value: str, limit: int | None) -> str:
-    """Cut text to the API's limit and make it encodable (lone surrogates become ``?``)."""
+    """Cut text to the API's limit and make it encodable (lone surrogates become ``?``).
+
+    Non-ASCII text is measured in UTF-16 units, as a Java server counts it: an emoji counts
+    twice, so clipped text fits whichever way Kameleoon counts.
+    """
     if limit is not None and len(value) > limit:
         value = value[:limit]
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            value = value.encode("utf-8", "replace").decode("utf-8")
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    if limit is not None:
+        excess = len(value.encode("utf-16-le")) // 2 - limit
+        while excess > 0:
+            excess -= 2 if ord(value[-1]) > 0xFFFF else 1
+            value = value[:-1]
     return value
 
 
@@ -223,7 +233,8 @@ def validate_visitor_code(code: Any) -> str:
         raise TypeError(f"a visitor code must be a str, not {type(code).__name__}")
     if not VISITOR_CODE_RE.fullmatch(code):
         raise ValueError(
-            f"invalid visitor code {code[:120]!r}: use 1 to 100 characters of A-Z, a-z, 0-9, '_', '-'"
+            f"invalid visitor code {code[:120]!r}: "
+            "use 1 to 100 characters of A-Z, a-z, 0-9, '_' and '-'"
         )
     return code
 
@@ -266,11 +277,11 @@ def _normalise(
 
 
 def _check_combinations(event_type: str, values: Mapping[str, Any]) -> None:
-    if event_type == "PERSONALIZATION" and "unexpositionCause" in values:
-        if values["variationId"] != 0:
-            raise ValueError(
-                "PERSONALIZATION.unexpositionCause is only valid when variationId is 0 (reference)"
-            )
+    cause = event_type == "PERSONALIZATION" and "unexpositionCause" in values
+    if cause and values["variationId"] != 0:
+        raise ValueError(
+            "PERSONALIZATION.unexpositionCause is only valid when variationId is 0 (reference)"
+        )
 
 
 def _check_size(event: Event) -> None:

@@ -240,9 +240,9 @@ def _check_string(value: object, spec: FieldSpec) -> str:
         raise _Invalid(f"must be a string, got {_show(value)}")
     if _LONE_SURROGATE.search(value):
         raise _Invalid(f"contains a lone surrogate, which UTF-8 cannot carry: {_show(value)}")
-    if spec.limit is not None and len(value) > spec.limit:
+    if spec.limit is not None and _length(value) > spec.limit:
         raise _Invalid(
-            f"has {len(value)} characters, over the limit of {spec.limit}: {_show(value)}"
+            f"has {_length(value)} characters, over the limit of {spec.limit}: {_show(value)}"
         )
     if len(value) < spec.min_length:
         raise _Invalid("must not be empty")
@@ -291,11 +291,20 @@ def _check_int_array(value: object, spec: FieldSpec) -> list[int]:
     return value
 
 
+def _length(text: str) -> int:
+    """Length as a Java server counts it (UTF-16 units): an emoji is two characters.
+
+    The stricter of the two ways Kameleoon may count, so that text our sender clips to a limit
+    passes whichever way it does.
+    """
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 def _check_text_items(where: str, texts: Iterable[str], limit: int) -> None:
     for text in texts:
-        if len(text) > limit:
+        if _length(text) > limit:
             raise _Invalid(
-                f"{where} has {len(text)} characters, over the limit of {limit}: {_show(text)}"
+                f"{where} has {_length(text)} characters, over the limit of {limit}: {_show(text)}"
             )
         if _LONE_SURROGATE.search(text):
             raise _Invalid(f"{where} contains a lone surrogate: {_show(text)}")

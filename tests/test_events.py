@@ -138,7 +138,11 @@ def test_nonce_is_16_hex_and_made_once() -> None:
         ("PAGE", {}, TypeError),
         ("PAGE", {"href": "https://x", "keyPageIndices": "1,2"}, TypeError),
         ("PAGE", {"href": "https://x", "keyPageIndices": [1.5]}, TypeError),
-        ("PERSONALIZATION", {"id": 1, "variationId": 3, "unexpositionCause": "SCHEDULE"}, ValueError),
+        (
+            "PERSONALIZATION",
+            {"id": 1, "variationId": 3, "unexpositionCause": "SCHEDULE"},
+            ValueError,
+        ),
         ("PERSONALIZATION", {"id": 1, "variationId": 0, "unexpositionCause": "BORED"}, ValueError),
         ("EXPERIMENT", {"id": 1}, TypeError),
         ("WEATHER", {**FULL_EVENTS["WEATHER"], "humidity": None}, TypeError),
@@ -206,3 +210,9 @@ def test_an_event_no_request_could_carry_is_refused_at_the_call() -> None:
     with pytest.raises(ValueError, match="body limit"):
         make_event("v", "CONVERSION", {"goalId": 1, "metadata": metadata})
     assert MAX_BODY_BYTES == 3_000_000
+
+
+def test_limits_count_utf16_units_so_emoji_count_twice() -> None:
+    title = make_event("v", "PAGE", {"href": "h", "title": "😀" * 200}).fields["title"]
+    assert title == "😀" * 128
+    assert make_event("v", "PRODUCT", {"ean": "a" + "😀" * 99}).fields["ean"] == "a" + "😀" * 49
