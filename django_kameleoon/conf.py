@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
@@ -21,6 +21,7 @@ from django.dispatch import receiver
 
 from django_kameleoon import __version__
 from django_kameleoon.events import MAX_BODY_BYTES
+from django_kameleoon.redaction import DEFAULT_REDACTED_WORDS
 
 __all__ = ["MAX_BODY_BYTES", "Settings", "get_settings", "load_settings"]
 
@@ -65,8 +66,14 @@ class Settings:
     COOKIE_DOMAIN: str | None = None
     COOKIE_MAX_AGE: int = 380 * 24 * 60 * 60
     COOKIE_SECURE: bool | None = None
-    COOKIE_SAMESITE: str | None = "Lax"
+    COOKIE_SAMESITE: Literal["Lax", "Strict", "None"] | None = "Lax"
     GOALS: Mapping[str, int] = field(default_factory=dict)
+    REDACT_QUERY_PARAMS: tuple[str, ...] = DEFAULT_REDACTED_WORDS
+
+    @property
+    def redacted_words(self) -> frozenset[str]:
+        """``REDACT_QUERY_PARAMS`` lower-cased, ready for ``redaction.redact_url``."""
+        return frozenset(word.lower() for word in self.REDACT_QUERY_PARAMS)
 
     @property
     def events_url(self) -> str:
@@ -181,6 +188,11 @@ def _exclude_paths(value: Any) -> str | None:
     return None
 
 
+def _words(value: Any) -> str | None:
+    ok = not isinstance(value, str) and all(isinstance(w, str) and w.isalnum() for w in value)
+    return None if ok else "must be a list of words such as ['token', 'email']"
+
+
 def _optional_dotted_path(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and "." in value):
         return None
@@ -210,7 +222,11 @@ def _goals(value: Any) -> str | None:
         isinstance(k, str) and "." in k and isinstance(v, int) and not isinstance(v, bool)
         for k, v in value.items()
     )
-    return None if ok else "must map dotted paths of signals to goal ids, e.g. {'shop.signals.paid': 12}"
+    return (
+        None
+        if ok
+        else "must map dotted paths of signals to goal ids, e.g. {'shop.signals.paid': 12}"
+    )
 
 
 _CHECKS: dict[str, _Check] = {
@@ -241,6 +257,7 @@ _CHECKS: dict[str, _Check] = {
     "COOKIE_SECURE": _optional_bool,
     "COOKIE_SAMESITE": _samesite,
     "GOALS": _goals,
+    "REDACT_QUERY_PARAMS": _words,
 }
 
 
@@ -248,8 +265,9 @@ def _merge(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The defaults overlaid with the user's values, with backend aliases spelled out."""
     values = {**asdict(_DEFAULTS), **raw}
     values["BACKEND"] = BACKEND_ALIASES.get(values["BACKEND"], values["BACKEND"])
-    if values["EXCLUDE_PATHS"] is not None and not isinstance(values["EXCLUDE_PATHS"], str):
-        values["EXCLUDE_PATHS"] = tuple(values["EXCLUDE_PATHS"])
+    for key in ("EXCLUDE_PATHS", "REDACT_QUERY_PARAMS"):
+        if values[key] is not None and not isinstance(values[key], str):
+            values[key] = tuple(values[key])
     return values
 
 
