@@ -20,7 +20,9 @@ from tests.test_events import FULL_EVENTS
 
 def expected(event_type: str, visitor_code: str) -> dict[str, Any]:
     """An event as the API reads it back: JSON object keys are strings."""
-    fields = json.loads(json.dumps(make_event(visitor_code, event_type, FULL_EVENTS[event_type]).fields))
+    fields = json.loads(
+        json.dumps(make_event(visitor_code, event_type, FULL_EVENTS[event_type]).fields)
+    )
     return {"visitorCode": visitor_code, "eventType": event_type, **fields}
 
 

@@ -24,7 +24,9 @@ import django_kameleoon
 """
 
 
-def run_script(body: str, kameleoon: dict[str, Any]) -> tuple[subprocess.CompletedProcess[str], float]:
+def run_script(
+    body: str, kameleoon: dict[str, Any]
+) -> tuple[subprocess.CompletedProcess[str], float]:
     """Run ``body`` in a fresh interpreter with Django set up; return it and its wall time."""
     started = time.monotonic()
     result = subprocess.run(

@@ -143,5 +143,5 @@ class Delivery:
         cap = self.settings.RETRY_BACKOFF_MAX
         if answer.retry_after is not None:
             return min(answer.retry_after, cap)
-        delay = min(cap, self.settings.RETRY_BACKOFF * 2 ** (attempt - 1))
+        delay = min(cap, self.settings.RETRY_BACKOFF * 2.0 ** (attempt - 1))
         return delay * random.uniform(0.5, 1.0)
