@@ -1,15 +1,56 @@
-"""System checks: catch configuration mistakes at ``manage.py check`` / ``runserver`` time."""
+"""System checks: catch configuration mistakes at ``manage.py check`` / ``runserver`` time.
+
+- ``E001`` a problem in ``KAMELEOON`` (missing SITE_CODE, bad URL, limits over the API's);
+- ``W001`` the middleware is not in ``MIDDLEWARE``;
+- ``W002`` the middleware is listed after one that answers pages without it (cache, flatpages);
+- ``W003`` the middleware is listed before ``ConditionalGetMiddleware``;
+- ``W004`` a Django templates backend lacks the ``request`` context processor the tags need;
+- ``E002`` running under uWSGI without threads, where the sender thread never runs.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
+from django.utils.module_loading import import_string
 
 from django_kameleoon.conf import settings_problems
 
-__all__ = ["check_settings"]
+__all__ = [
+    "MIDDLEWARE_PATH",
+    "check_context_processor",
+    "check_middleware",
+    "check_settings",
+    "check_uwsgi_threads",
+    "uwsgi_threads_problem",
+]
+
+MIDDLEWARE_PATH = "django_kameleoon.middleware.KameleoonMiddleware"
+REQUEST_PROCESSOR = "django.template.context_processors.request"
+DJANGO_TEMPLATES = "django.template.backends.django.DjangoTemplates"
+CONDITIONAL_GET = "django.middleware.http.ConditionalGetMiddleware"
+
+_FETCH_REASON = (
+    "it answers cache hits itself, so pages served from the cache would never be tracked"
+)
+#: Middleware that must come *after* ours (inner to it), and why. Middleware that can only
+#: answer early with a redirect or an error (CommonMiddleware, LocaleMiddleware, CSRF) does not
+#: matter: neither is a page view, and conversions reach the queue whatever the order.
+MUST_FOLLOW: dict[str, str] = {
+    "django.middleware.cache.FetchFromCacheMiddleware": _FETCH_REASON,
+    "django.middleware.cache.CacheMiddleware": _FETCH_REASON,
+    "django.middleware.cache.UpdateCacheMiddleware": (
+        "it would cache responses carrying a new visitor's Set-Cookie, and serve that one "
+        "visitor code to everyone who gets the cached page"
+    ),
+    "django.contrib.flatpages.middleware.FlatpageFallbackMiddleware": (
+        "it turns 404s into flat pages on the way out, after this middleware saw the 404"
+    ),
+}
 
 
 @register()
@@ -19,3 +60,132 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         Error(problem, id="django_kameleoon.E001")
         for problem in settings_problems(getattr(settings, "KAMELEOON", None))
     ]
+
+
+@register()
+def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The middleware must be installed, and placed where it sees every page's final response."""
+    middleware = [str(path) for path in getattr(settings, "MIDDLEWARE", None) or ()]
+    ours = next((i for i, path in enumerate(middleware) if _is_ours(path)), None)
+    if ours is None:
+        return [
+            Warning(
+                f"{MIDDLEWARE_PATH} is not in MIDDLEWARE: no page views will be tracked.",
+                hint=f"Add '{MIDDLEWARE_PATH}' to MIDDLEWARE, near the top: after "
+                "SecurityMiddleware and ConditionalGetMiddleware, before the cache middleware.",
+                id="django_kameleoon.W001",
+            )
+        ]
+    messages: list[CheckMessage] = [
+        Warning(
+            f"KameleoonMiddleware is listed after {path}.",
+            hint=f"Move KameleoonMiddleware above it: {MUST_FOLLOW[path]}.",
+            id="django_kameleoon.W002",
+        )
+        for path in middleware[:ours]
+        if path in MUST_FOLLOW
+    ]
+    if CONDITIONAL_GET in middleware[ours + 1 :]:
+        messages.append(
+            Warning(
+                f"KameleoonMiddleware is listed before {CONDITIONAL_GET}.",
+                hint="Move KameleoonMiddleware below it: it answers 304 Not Modified in place "
+                "of a page the browser shows from its cache, so revisits would not be tracked.",
+                id="django_kameleoon.W003",
+            )
+        )
+    return messages
+
+
+def _is_ours(path: str) -> bool:
+    """Our middleware or a subclass of it; an entry that cannot be imported is not ours.
+
+    Compared by name along the MRO, so this layer need not import the middleware module.
+    """
+    if path == MIDDLEWARE_PATH:
+        return True
+    try:
+        cls = import_string(path)
+    except Exception:  # Django reports unimportable middleware itself, at startup
+        return False
+    mro = getattr(cls, "__mro__", ())
+    return any(f"{c.__module__}.{c.__qualname__}" == MIDDLEWARE_PATH for c in mro)
+
+
+@register()
+def check_context_processor(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The tags find the visitor through ``request`` in the context; warn where it is missing."""
+    messages: list[CheckMessage] = []
+    for index, engine in enumerate(getattr(settings, "TEMPLATES", None) or ()):
+        if engine.get("BACKEND") != DJANGO_TEMPLATES:
+            continue
+        processors: Sequence[str] = (engine.get("OPTIONS") or {}).get("context_processors", ())
+        if REQUEST_PROCESSOR not in processors:
+            messages.append(
+                Warning(
+                    f"TEMPLATES[{index}] ({engine.get('NAME', DJANGO_TEMPLATES)}) lacks the "
+                    "request context processor that the {% load kameleoon %} tags need.",
+                    hint=f"Add '{REQUEST_PROCESSOR}' to its OPTIONS['context_processors'].",
+                    id="django_kameleoon.W004",
+                )
+            )
+    return messages
+
+
+@register()
+def check_uwsgi_threads(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Under uWSGI without threads, the sender thread never runs and every event is lost."""
+    problem = uwsgi_threads_problem()
+    if problem is None:
+        return []
+    return [
+        Error(
+            problem,
+            hint="Start uWSGI with --enable-threads (enable-threads = true in its ini file), "
+            "or with --threads N.",
+            id="django_kameleoon.E002",
+        )
+    ]
+
+
+def uwsgi_threads_problem() -> str | None:
+    """A description of the problem when running under uWSGI with threads off, else None.
+
+    Also called from ``AppConfig.ready``: system checks do not run inside a uWSGI worker, so the
+    check alone would never be seen where it matters.
+    """
+    try:
+        uwsgi = importlib.import_module("uwsgi")
+    except ImportError:
+        return None
+    options = getattr(uwsgi, "opt", None) or {}
+    if _option_on(options.get("enable-threads")) or _thread_count(options.get("threads")) > 0:
+        return None
+    return (
+        "uWSGI runs without threads (no --enable-threads): Kameleoon's sender thread cannot "
+        "run, so events are never delivered."
+    )
+
+
+def _last(value: Any) -> Any:
+    """uWSGI gives a list when an option is repeated; the last one wins."""
+    return value[-1] if isinstance(value, list) and value else value
+
+
+def _option_on(value: Any) -> bool:
+    value = _last(value)
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
+    return value is True
+
+
+def _thread_count(value: Any) -> int:
+    value = _last(value)
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

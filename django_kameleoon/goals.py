@@ -1,0 +1,126 @@
+"""``KAMELEOON["GOALS"]``: turn Django signals a site already sends into conversions.
+
+``{"shop.signals.order_paid": 12}`` connects a receiver to ``shop.signals.order_paid`` that
+records goal 12 for the signal's ``request`` (or, failing that, ``visitor_code``) keyword
+argument, with its ``revenue`` keyword argument when there is one. The site's code does not
+change: the mapping lives in settings, like ``LOGGING`` or ``CACHES``.
+
+Receivers are connected in ``AppConfig.ready`` and reconnected when ``KAMELEOON`` changes
+(``override_settings``), so a test can map goals like any other setting.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import Signal, receiver
+from django.http import HttpRequest
+from django.utils.module_loading import import_string
+
+from django_kameleoon.api import track_conversion
+from django_kameleoon.conf import get_settings
+
+__all__ = ["connect_goals", "disconnect_goals", "goal_receiver", "sync_goals"]
+
+logger = logging.getLogger("django_kameleoon")
+
+#: The (signal, dispatch_uid) pairs connected by :func:`connect_goals`, to undo them later.
+_connected: list[tuple[Signal, str]] = []
+
+Receiver = Callable[..., None]
+
+
+def goal_receiver(goal_id: int) -> Receiver:
+    """A signal receiver that records ``goal_id`` for the visitor the signal names.
+
+    It never raises into the code that sent the signal (an order must not fail to be marked
+    paid because of analytics): a signal without a visitor, or with a revenue that is not a
+    number, is logged as an error and skipped.
+    """
+
+    def record_goal(sender: Any, **kwargs: Any) -> None:
+        target = _target(kwargs)
+        if target is None:
+            logger.error(
+                "Kameleoon: goal %d not recorded: the signal from %r has no 'request' or "
+                "'visitor_code' keyword argument",
+                goal_id,
+                sender,
+            )
+            return
+        try:
+            track_conversion(target, goal_id, revenue=kwargs.get("revenue"))
+        except (TypeError, ValueError) as exc:
+            logger.error("Kameleoon: goal %d not recorded: %s", goal_id, type(exc).__name__)
+            logger.debug("Kameleoon: goal error", exc_info=True)
+
+    return record_goal
+
+
+def _target(kwargs: Mapping[str, Any]) -> HttpRequest | str | None:
+    """The request (so consent applies), else an explicit visitor code, else None.
+
+    Django REST framework's ``Request`` wraps the ``HttpRequest`` as ``_request``.
+    """
+    request = kwargs.get("request")
+    request = getattr(request, "_request", request)
+    if isinstance(request, HttpRequest):
+        return request
+    code = kwargs.get("visitor_code")
+    return code if isinstance(code, str) else None
+
+
+def _signal(path: str) -> Signal:
+    """The signal a dotted path names; ImproperlyConfigured if there is none."""
+    try:
+        signal = import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(f"KAMELEOON['GOALS']: cannot import {path!r}: {exc}") from exc
+    if not isinstance(signal, Signal):
+        raise ImproperlyConfigured(
+            f"KAMELEOON['GOALS']: {path!r} is a {type(signal).__name__}, not a Django Signal"
+        )
+    return signal
+
+
+def connect_goals(goals: Mapping[str, int]) -> None:
+    """Connect one receiver per mapped signal; raise ImproperlyConfigured for a bad path.
+
+    Every path is resolved before anything is connected, so a mistake connects nothing.
+    """
+    signals = [(_signal(path), path, goal_id) for path, goal_id in goals.items()]
+    for signal, path, goal_id in signals:
+        uid = f"django_kameleoon.goals:{path}"
+        signal.connect(goal_receiver(goal_id), weak=False, dispatch_uid=uid)
+        _connected.append((signal, uid))
+
+
+def disconnect_goals() -> None:
+    """Undo :func:`connect_goals`."""
+    while _connected:
+        signal, uid = _connected.pop()
+        signal.disconnect(dispatch_uid=uid)
+
+
+def sync_goals() -> None:
+    """Connect receivers for the current settings, replacing those of earlier settings.
+
+    Invalid ``KAMELEOON`` settings connect nothing: the system checks report them, and
+    failing here would hide their full list behind the first problem.
+    """
+    disconnect_goals()
+    try:
+        goals = get_settings().GOALS
+    except ImproperlyConfigured:
+        return
+    connect_goals(goals)
+
+
+@receiver(setting_changed)
+def _reconnect_on_change(*, setting: str, **kwargs: Any) -> None:
+    if setting == "KAMELEOON":
+        sync_goals()

@@ -1,0 +1,268 @@
+"""``KameleoonMiddleware``: turns each page a person views into STATICDATA and PAGE events.
+
+The middleware works on the way out, once the response is known, because only then can it
+tell a page view (a GET answered 2xx with HTML) from everything else. Its work is pure CPU
+(a few string checks, a cached User-Agent lookup) plus one append to the backend's queue, so it
+runs inline in both modes: no ``sync_to_async`` thread hop, which would cost more than the work.
+The one exception is a site's own ``CONSENT`` callable under ASGI, which may use the ORM.
+
+Nothing here may break a response: each step is wrapped so that any unexpected error is
+logged (without visitor data) and the response goes out unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, cast
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponseBase
+
+from django_kameleoon import useragent
+from django_kameleoon.backends import get_backend
+from django_kameleoon.conf import Settings, get_settings
+from django_kameleoon.events import Event, make_event
+from django_kameleoon.redaction import redact_url
+from django_kameleoon.visitor import has_consent, request_state, set_visitor_cookie
+
+__all__ = ["KameleoonMiddleware", "is_page_view", "locale_language_tag"]
+
+logger = logging.getLogger("django_kameleoon")
+
+#: Content types of a page a person reads; parameters (``; charset=utf-8``) are ignored.
+HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+#: 2xx answers that show no page: no content, reset content, and a part of a resumed download.
+NOT_PAGE_STATUSES = frozenset({204, 205, 206})
+
+#: A plain BCP 47 language tag (``fr``, ``en-US``, ``zh-Hant-TW``). Anything else in
+#: Accept-Language (``*``, quality junk, markup) is left out rather than sent on.
+LANGUAGE_TAG_RE = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
+
+#: The longest tag we pass on; ``events`` clips the field at 35, which could cut a tag in half.
+MAX_LANGUAGE_TAG = 35
+
+SyncGetResponse = Callable[[HttpRequest], HttpResponseBase]
+AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+
+
+class KameleoonMiddleware:
+    """Sync and async capable; see the module docstring and ``DESIGN.md`` for what it sends."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: SyncGetResponse | AsyncGetResponse) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            # Tell Django this instance is a coroutine function, so no adapter wraps it.
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
+        if self.async_mode:
+            return self.__acall__(request)
+        response = cast(SyncGetResponse, self.get_response)(request)
+        self.process(request, response, used=_code_used(request))
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        response = await cast(AsyncGetResponse, self.get_response)(request)
+        used = _code_used(request)
+        if _guarded(consent_needs_a_thread, request, response, used):
+            # The one exception to "no thread hop": a site's CONSENT callable may use the ORM
+            # (request.user, the session), which Django refuses inside the event loop. Its
+            # answer is cached on the request, so process() below does not call it again.
+            await sync_to_async(_guarded)(resolve_consent, request, response)
+        self.process(request, response, used=used)
+        return response
+
+    def process(self, request: HttpRequest, response: HttpResponseBase, *, used: bool) -> None:
+        """Track the request, then store a new code if it was used; never raises.
+
+        ``used`` says whether the view used the visitor code (see :func:`_code_used`); a page
+        view uses it too. The two steps are guarded apart: when the backend fails, a page that
+        rendered the code still stores it, so the next request's events match the page.
+        """
+        used = _guarded(track_page_view, request, response) or used
+        if used:
+            _guarded(store_visitor_code, request, response)
+
+
+def _code_used(request: HttpRequest) -> bool:
+    """Whether the view used the visitor code: a conversion, a template tag, the site's own
+    ``get_visitor_code()``. Each made the request's state; it must be looked at before our own
+    consent check, which makes the state too.
+    """
+    return hasattr(request, "_kameleoon")
+
+
+def consent_needs_a_thread(request: HttpRequest, response: HttpResponseBase, used: bool) -> bool:
+    """True when a CONSENT callable is configured and this response needs its answer."""
+    settings = get_settings()
+    if settings.CONSENT is None:
+        return False
+    return used or is_page_view(request, response, settings, consent=False)
+
+
+def resolve_consent(request: HttpRequest, response: HttpResponseBase) -> bool:
+    """Ask for (and cache) this visitor's consent; run in a thread by the async path."""
+    return has_consent(request)
+
+
+def _guarded(step: Callable[..., bool | None], *args: Any) -> bool:
+    """Run one step of tracking; log an unexpected error instead of raising it."""
+    try:
+        return bool(step(*args))
+    except Exception as exc:
+        # Exception messages can quote visitor input, so only the type is logged at ERROR;
+        # the traceback goes to DEBUG for whoever is investigating.
+        logger.error(
+            "Kameleoon: could not track a request (%s); the response was sent unchanged",
+            type(exc).__name__,
+        )
+        logger.debug("Kameleoon: tracking error", exc_info=True)
+        return False
+
+
+def track_page_view(request: HttpRequest, response: HttpResponseBase) -> bool:
+    """Queue STATICDATA and PAGE when the response is a page view; True when queued."""
+    settings = get_settings()
+    return is_page_view(request, response, settings) and send_page_view(request, settings)
+
+
+def store_visitor_code(request: HttpRequest, response: HttpResponseBase) -> None:
+    """Set the cookie for a new visitor code, with consent (cached on the state by now)."""
+    if request_state(request).is_new and has_consent(request):
+        set_visitor_cookie(request, response)
+
+
+def is_page_view(
+    request: HttpRequest, response: HttpResponseBase, settings: Settings, *, consent: bool = True
+) -> bool:
+    """A GET answered 2xx with HTML, on a tracked path, by a client that is not a bot, with
+    consent (unless ``consent=False``: everything but consent).
+
+    Only GET counts: HEAD fetches no page a person sees (link checkers, monitors), and other
+    methods are form posts and API calls. 204, 205 and 206 are 2xx that no browser shows as a
+    page. Cheapest checks first; consent comes last because a site's callable may query its
+    database.
+    """
+    status = response.status_code
+    if request.method != "GET" or not 200 <= status < 300 or status in NOT_PAGE_STATUSES:
+        return False
+    if not (settings.TRACK_PAGES or settings.TRACK_STATICDATA):
+        return False
+    content_type = response.get("Content-Type", "")
+    if content_type.partition(";")[0].strip().lower() not in HTML_CONTENT_TYPES:
+        return False
+    # search(), not match(): patterns mean what they say; the defaults are anchored with ^.
+    if _derive(settings).excluded_paths.search(request.path_info):
+        return False
+    if not settings.TRACK_BOTS and useragent.parse(_header(request, "HTTP_USER_AGENT")).is_bot:
+        return False
+    return not consent or has_consent(request)
+
+
+def send_page_view(request: HttpRequest, settings: Settings) -> bool:
+    """Queue STATICDATA and PAGE together: one ``send`` is one lock round trip in the backend.
+
+    Nothing is sent when the request's Host is not allowed: ``build_absolute_uri`` raises
+    ``DisallowedHost`` then, and a request for a host that is not ours is no page of this site.
+    """
+    try:
+        href = request.build_absolute_uri()
+    except DisallowedHost:
+        logger.info("Kameleoon: page view not tracked: the request's Host is not allowed")
+        return False
+    code = request_state(request).visitor_code
+    events: list[Event] = []
+    if settings.TRACK_STATICDATA:
+        events.append(make_event(code, "STATICDATA", static_data(request)))
+    if settings.TRACK_PAGES:
+        events.append(make_event(code, "PAGE", page_fields(request, href, settings)))
+    get_backend().send(events)
+    return True
+
+
+def static_data(request: HttpRequest) -> dict[str, Any]:
+    """STATICDATA fields from the User-Agent and Accept-Language headers; unknowns left out."""
+    info = useragent.parse(_header(request, "HTTP_USER_AGENT"))
+    return {
+        "browser": info.browser,
+        "browserVersion": info.browser_version,
+        "os": info.os,
+        "deviceType": info.device_type,
+        "localeLanguageTag": locale_language_tag(_header(request, "HTTP_ACCEPT_LANGUAGE")),
+    }
+
+
+def page_fields(request: HttpRequest, href: str, settings: Settings) -> dict[str, Any]:
+    """PAGE fields: the absolute URL, the referrer, and what ``{% kameleoon_page %}`` set.
+
+    Query parameters that look like secrets (``REDACT_QUERY_PARAMS``) are dropped from both
+    URLs first: a password-reset token in a link must not end up in Kameleoon's reports.
+    """
+    words = _derive(settings).redacted_words
+    referrer = _header(request, "HTTP_REFERER")
+    return {
+        "href": _redact(href, words),
+        "referrerHref": _redact(referrer, words) if referrer else None,
+        **request_state(request).page,
+    }
+
+
+def _redact(url: str, words: frozenset[str]) -> str:
+    """``redaction.redact_url``, or the URL without its query when that cannot be parsed.
+
+    A Referer is whatever the client sent; if its query cannot be re-encoded (a lone
+    surrogate, say), dropping the whole query is the choice that leaks nothing.
+    """
+    try:
+        return redact_url(url, words)
+    except (ValueError, UnicodeError):
+        return url.partition("?")[0]
+
+
+def locale_language_tag(accept_language: str) -> str | None:
+    """The first language of an Accept-Language header, if it is a plain language tag.
+
+    ``"fr-CH, fr;q=0.9, en;q=0.8"`` gives ``"fr-CH"``; ``"*"``, empty or malformed headers
+    give None, so that nothing a client invents reaches Kameleoon's reports.
+    """
+    tag = accept_language.partition(",")[0].partition(";")[0].strip()
+    if len(tag) > MAX_LANGUAGE_TAG or not LANGUAGE_TAG_RE.fullmatch(tag):
+        return None
+    return tag
+
+
+class _Derived:
+    """What the middleware derives from one settings object, built once, not per request."""
+
+    __slots__ = ("excluded_paths", "redacted_words", "settings")
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.excluded_paths = settings.exclude_paths_re
+        self.redacted_words = settings.redacted_words
+
+
+_derived: _Derived | None = None
+
+
+def _derive(settings: Settings) -> _Derived:
+    """The derived values of these settings; rebuilt when the settings object changes."""
+    global _derived
+    derived = _derived
+    if derived is None or derived.settings is not settings:
+        derived = _derived = _Derived(settings)
+    return derived
+
+
+def _header(request: HttpRequest, key: str) -> str:
+    """A request header as text; some servers and test clients can leave other types."""
+    value = request.META.get(key, "")
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,29 @@
+"""CONSENT callables for the tests (``KAMELEOON["CONSENT"]`` takes a dotted path)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from django.utils.asyncio import async_unsafe
+
+
+def deny(request: HttpRequest) -> bool:
+    return False
+
+
+def allow(request: HttpRequest) -> bool:
+    return True
+
+
+def by_cookie(request: HttpRequest) -> bool:
+    """Consent as a cookie banner would record it."""
+    return request.COOKIES.get("consent") == "yes"
+
+
+def broken(request: HttpRequest) -> bool:
+    raise RuntimeError("the consent store is down")
+
+
+@async_unsafe
+def like_the_orm(request: HttpRequest) -> bool:
+    """Refuses to run in an event loop, as the ORM (``request.user``, sessions) does."""
+    return True

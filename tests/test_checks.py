@@ -1,0 +1,225 @@
+"""System checks: middleware presence and order, the request context processor, uWSGI threads."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.core.checks import CheckMessage, run_checks
+from django.test import override_settings
+
+from django_kameleoon import checks
+from django_kameleoon.middleware import KameleoonMiddleware
+
+OURS = "django_kameleoon.middleware.KameleoonMiddleware"
+SECURITY = "django.middleware.security.SecurityMiddleware"
+SESSION = "django.contrib.sessions.middleware.SessionMiddleware"
+COMMON = "django.middleware.common.CommonMiddleware"
+CSRF = "django.middleware.csrf.CsrfViewMiddleware"
+LOCALE = "django.middleware.locale.LocaleMiddleware"
+UPDATE_CACHE = "django.middleware.cache.UpdateCacheMiddleware"
+FETCH_CACHE = "django.middleware.cache.FetchFromCacheMiddleware"
+WHOLE_CACHE = "django.middleware.cache.CacheMiddleware"
+FLATPAGES = "django.contrib.flatpages.middleware.FlatpageFallbackMiddleware"
+CONDITIONAL_GET = "django.middleware.http.ConditionalGetMiddleware"
+DJANGO_TEMPLATES = "django.template.backends.django.DjangoTemplates"
+
+
+class SubclassedMiddleware(KameleoonMiddleware):
+    """A site's own subclass still counts as the middleware."""
+
+
+SUBCLASS = f"{__name__}.SubclassedMiddleware"
+
+
+def ids(messages: list[CheckMessage]) -> list[str | None]:
+    return [message.id for message in messages]
+
+
+def ours(messages: list[CheckMessage]) -> list[CheckMessage]:
+    return [m for m in messages if (m.id or "").startswith("django_kameleoon.")]
+
+
+def test_the_test_site_passes_every_check() -> None:
+    assert ours(run_checks()) == []
+
+
+# -- settings (E001) -----------------------------------------------------------------------------
+
+
+@override_settings(KAMELEOON={"DATA_API_URL": "ftp://nowhere"})
+def test_settings_problems_are_errors() -> None:
+    messages = ours(run_checks())
+    assert ids(messages) == ["django_kameleoon.E001", "django_kameleoon.E001"]
+    assert "SITE_CODE" in messages[0].msg
+    assert "DATA_API_URL" in messages[1].msg
+
+
+# -- middleware (W001, W002, W003) -------------------------------------------------------------
+
+
+@override_settings(MIDDLEWARE=[SECURITY, SESSION, COMMON])
+def test_missing_middleware() -> None:
+    messages = checks.check_middleware()
+    assert ids(messages) == ["django_kameleoon.W001"]
+    assert OURS in (messages[0].hint or "")
+    assert ids(ours(run_checks())) == ["django_kameleoon.W001"], "registered with Django"
+
+
+@override_settings(MIDDLEWARE=[])
+def test_empty_middleware() -> None:
+    assert ids(checks.check_middleware()) == ["django_kameleoon.W001"]
+
+
+@override_settings(MIDDLEWARE=[SECURITY, SUBCLASS, COMMON])
+def test_subclass_counts() -> None:
+    assert checks.check_middleware() == []
+
+
+@override_settings(MIDDLEWARE=[SECURITY, "no.such.Middleware", COMMON])
+def test_unimportable_entry_is_not_ours() -> None:
+    assert ids(checks.check_middleware()) == ["django_kameleoon.W001"]
+
+
+@pytest.mark.parametrize("early", [FETCH_CACHE, WHOLE_CACHE, UPDATE_CACHE, FLATPAGES])
+def test_listed_after_middleware_that_answers_without_us(early: str) -> None:
+    with override_settings(MIDDLEWARE=[SECURITY, early, OURS, COMMON]):
+        messages = checks.check_middleware()
+    assert ids(messages) == ["django_kameleoon.W002"]
+    assert early in messages[0].msg
+    assert "Move KameleoonMiddleware above it" in (messages[0].hint or "")
+
+
+@override_settings(MIDDLEWARE=[UPDATE_CACHE, SESSION, OURS, COMMON, FETCH_CACHE])
+def test_one_warning_per_misplaced_neighbour() -> None:
+    messages = checks.check_middleware()
+    assert ids(messages) == ["django_kameleoon.W002"]
+    assert UPDATE_CACHE in messages[0].msg
+    assert "visitor code to everyone" in (messages[0].hint or "")
+
+
+RECOMMENDED = [CONDITIONAL_GET, SECURITY, OURS, UPDATE_CACHE, SESSION, LOCALE, COMMON, CSRF]
+
+
+@override_settings(MIDDLEWARE=[*RECOMMENDED, FETCH_CACHE, FLATPAGES])
+def test_recommended_order_passes() -> None:
+    """Redirect and error answers (Common, Locale, CSRF) may come after us: none is a page."""
+    assert checks.check_middleware() == []
+
+
+@override_settings(MIDDLEWARE=[SECURITY, OURS, CONDITIONAL_GET, COMMON])
+def test_listed_before_conditional_get() -> None:
+    messages = checks.check_middleware()
+    assert ids(messages) == ["django_kameleoon.W003"]
+    assert "304" in (messages[0].hint or "")
+
+
+# -- the request context processor (W004) -----------------------------------------------------
+
+
+def engine(*processors: str, backend: str = DJANGO_TEMPLATES, **extra: Any) -> dict[str, Any]:
+    return {"BACKEND": backend, "OPTIONS": {"context_processors": list(processors)}, **extra}
+
+
+@override_settings(TEMPLATES=[engine("django.contrib.messages.context_processors.messages")])
+def test_missing_request_context_processor() -> None:
+    messages = checks.check_context_processor()
+    assert ids(messages) == ["django_kameleoon.W004"]
+    assert "django.template.context_processors.request" in (messages[0].hint or "")
+
+
+@override_settings(
+    TEMPLATES=[
+        engine("django.template.context_processors.request"),
+        engine(NAME="emails"),
+        {"BACKEND": DJANGO_TEMPLATES, "NAME": "bare"},
+        engine(backend="django.template.backends.jinja2.Jinja2"),
+    ]
+)
+def test_each_django_engine_is_checked_and_others_ignored() -> None:
+    messages = checks.check_context_processor()
+    assert ids(messages) == ["django_kameleoon.W004", "django_kameleoon.W004"]
+    assert "TEMPLATES[1] (emails)" in messages[0].msg
+    assert "TEMPLATES[2] (bare)" in messages[1].msg
+
+
+@override_settings(TEMPLATES=[])
+def test_no_templates_no_warning() -> None:
+    assert checks.check_context_processor() == []
+
+
+# -- uWSGI without threads (E002) ----------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_uwsgi(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """Pretend to run inside uWSGI, whose ``uwsgi`` module exists only in its workers."""
+    module = SimpleNamespace(opt={})
+    monkeypatch.setitem(sys.modules, "uwsgi", module)  # type: ignore[arg-type]
+    return module
+
+
+def test_not_under_uwsgi() -> None:
+    assert "uwsgi" not in sys.modules
+    assert checks.check_uwsgi_threads() == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"enable-threads": b"false"},
+        {"enable-threads": b"0"},
+        {"threads": b"0"},
+        {"threads": b"many"},
+        {"enable-threads": [b"true", b"false"]},
+        {"master": True, "processes": b"4"},
+    ],
+)
+def test_uwsgi_without_threads_is_an_error(
+    fake_uwsgi: SimpleNamespace, options: dict[str, Any]
+) -> None:
+    fake_uwsgi.opt = options
+    messages = checks.check_uwsgi_threads()
+    assert ids(messages) == ["django_kameleoon.E002"]
+    assert "--enable-threads" in (messages[0].hint or "")
+    assert ids(ours(run_checks())) == ["django_kameleoon.E002"], "registered with Django"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"enable-threads": True},
+        {"enable-threads": b"true"},
+        {"enable-threads": b"1"},
+        {"enable-threads": "yes"},
+        {"threads": b"4"},
+        {"threads": [b"2"]},
+        {"enable-threads": [b"false", b"true"]},
+    ],
+)
+def test_uwsgi_with_threads_passes(fake_uwsgi: SimpleNamespace, options: dict[str, Any]) -> None:
+    fake_uwsgi.opt = options
+    assert checks.check_uwsgi_threads() == []
+
+
+def test_uwsgi_module_without_opt(fake_uwsgi: SimpleNamespace) -> None:
+    del fake_uwsgi.opt
+    assert ids(checks.check_uwsgi_threads()) == ["django_kameleoon.E002"]
+
+
+def test_app_logs_uwsgi_problem_at_startup(
+    fake_uwsgi: SimpleNamespace, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Checks do not run inside uWSGI workers, so ``ready()`` says it in the log too."""
+    with caplog.at_level(logging.ERROR, logger="django_kameleoon"):
+        apps.get_app_config("django_kameleoon").ready()
+    assert "--enable-threads" in caplog.text
+    fake_uwsgi.opt = {"enable-threads": True}
+    caplog.clear()
+    apps.get_app_config("django_kameleoon").ready()
+    assert caplog.text == ""

@@ -1,0 +1,675 @@
+"""KameleoonMiddleware against the local Data API: what a page view sends, and what it must not.
+
+Every test goes through the Django test client (sync) or AsyncClient and the threaded backend
+to a real ``DataApiServer``; ``delivered()`` flushes the queue and returns what the server
+accepted. The ``data_api`` fixture fails a test whose events broke any rule of the API.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync, iscoroutinefunction
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse
+from django.test import AsyncClient, Client, override_settings
+
+import django_kameleoon
+from django_kameleoon import signals
+from django_kameleoon.middleware import KameleoonMiddleware, locale_language_tag
+from django_kameleoon.testing import DataApiServer
+from tests.conftest import Configure
+from tests.views import LONG_TITLE
+
+COOKIE = "kameleoonVisitorCode"
+NEW_CODE_RE = re.compile(r"[a-z0-9]{16}")
+
+CHROME_WINDOWS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.6099.109 Safari/537.36"
+)
+SAFARI_MAC = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/16.3 Safari/605.1.15"
+)
+FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1"
+)
+IPAD = (
+    "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/16.6 Mobile/15E148 Safari/604.1"
+)
+ANDROID_PHONE = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.6099.144 Mobile Safari/537.36"
+)
+ANDROID_TABLET = (
+    "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/119.0.0.0 Safari/537.36"
+)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+BINGBOT = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
+
+VALID_CODE = "Abc_123-xyz"
+
+
+@pytest.fixture(autouse=True)
+def _tracked(kameleoon: Configure) -> None:
+    """Every test here talks to the local Data API through the threaded backend."""
+
+
+def asgi(client: AsyncClient, method: str, path: str, **kwargs: Any) -> Any:
+    """Run one AsyncClient request from a sync test (no async test plugin needed).
+
+    Wrapped in a coroutine function: under Django 4.2 the client's methods are plain functions
+    returning coroutines, which ``async_to_sync`` warns about.
+    """
+
+    async def request() -> Any:
+        return await getattr(client, method)(path, **kwargs)
+
+    return async_to_sync(request)()
+
+
+def delivered(data_api: DataApiServer) -> list[dict[str, Any]]:
+    """Everything queued so far, once the backend says it is delivered."""
+    assert django_kameleoon.flush(5)
+    return data_api.events
+
+
+def of_type(events: list[dict[str, Any]], event_type: str) -> list[dict[str, Any]]:
+    return [event for event in events if event["eventType"] == event_type]
+
+
+def only(events: list[dict[str, Any]], event_type: str) -> dict[str, Any]:
+    """The one event of a type; fails when there are none or several."""
+    matching = of_type(events, event_type)
+    assert len(matching) == 1, f"expected one {event_type}, got {events}"
+    return matching[0]
+
+
+def visitor_cookie(response: HttpResponse) -> str:
+    assert COOKIE in response.cookies, "the response set no visitor code cookie"
+    return response.cookies[COOKIE].value
+
+
+# -- the acceptance page view ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body_format", ["json", "query"])
+def test_desktop_chrome_page_view(
+    client: Client, data_api: DataApiServer, kameleoon: Configure, body_format: str
+) -> None:
+    kameleoon(BODY_FORMAT=body_format)
+    response = client.get(
+        "/page/?q=shoes&page=2",
+        HTTP_USER_AGENT=CHROME_WINDOWS,
+        HTTP_ACCEPT_LANGUAGE="fr-CH, fr;q=0.9, en;q=0.8",
+        HTTP_REFERER="https://www.google.com/search?q=shoes",
+    )
+
+    assert response.status_code == 200
+    code = visitor_cookie(response)
+    assert NEW_CODE_RE.fullmatch(code)
+    assert f'<p id="visitor">{code}</p>' in response.content.decode()
+    events = delivered(data_api)
+    assert len(events) == 2
+    page = only(events, "PAGE")
+    static = only(events, "STATICDATA")
+    assert page["visitorCode"] == static["visitorCode"] == code
+    assert page["href"] == "http://testserver/page/?q=shoes&page=2"
+    assert page["title"] == "Home"
+    assert page["referrerHref"] == "https://www.google.com/search?q=shoes"
+    assert static["browser"] == "Chrome"
+    assert static["browserVersion"] == 120.0
+    assert static["os"] == "Windows"
+    assert static["deviceType"] == "DESKTOP"
+    assert static["localeLanguageTag"] == "fr-CH"
+    assert [r.event_count for r in data_api.requests] == [2], "both events in one request"
+
+
+def test_cookie_attributes(client: Client) -> None:
+    cookie = client.get("/plain/").cookies[COOKIE]
+    assert cookie["path"] == "/"
+    assert cookie["max-age"] == 380 * 24 * 60 * 60
+    assert cookie["samesite"] == "Lax"
+    assert not cookie["secure"]
+    assert not cookie["httponly"], "Kameleoon's JavaScript must be able to read it"
+
+
+def test_https_page_view_has_https_href_and_secure_cookie(
+    client: Client, data_api: DataApiServer
+) -> None:
+    response = client.get("/plain/", secure=True)
+    assert response.cookies[COOKIE]["secure"]
+    assert only(delivered(data_api), "PAGE")["href"] == "https://testserver/plain/"
+
+
+def test_same_visitor_across_requests(client: Client, data_api: DataApiServer) -> None:
+    first = visitor_cookie(client.get("/plain/"))
+    second = client.get("/page/")
+    assert COOKIE not in second.cookies, "a valid cookie is not set again"
+    codes = {event["visitorCode"] for event in delivered(data_api)}
+    assert codes == {first}
+
+
+def test_page_without_tags_is_tracked_without_title(
+    client: Client, data_api: DataApiServer
+) -> None:
+    client.get("/plain/")
+    page = only(delivered(data_api), "PAGE")
+    assert set(page) == {"visitorCode", "nonce", "eventType", "href"}
+
+
+@pytest.mark.parametrize("path", ["/xhtml/", "/streaming/"])
+def test_other_html_responses_are_pages(client: Client, data_api: DataApiServer, path: str) -> None:
+    assert client.get(path).status_code == 200
+    assert only(delivered(data_api), "PAGE")["href"] == f"http://testserver{path}"
+
+
+def test_secret_query_parameters_are_redacted(client: Client, data_api: DataApiServer) -> None:
+    client.get(
+        "/plain/?token=s3cret&q=shoes&userEmail=a%40b.c",
+        HTTP_REFERER="https://mail.example/reset?password=hunter2&lang=fr",
+    )
+    page = only(delivered(data_api), "PAGE")
+    assert page["href"] == "http://testserver/plain/?q=shoes"
+    assert page["referrerHref"] == "https://mail.example/reset?lang=fr"
+
+
+def test_unparseable_referrer_query_is_dropped_whole(
+    client: Client, data_api: DataApiServer
+) -> None:
+    client.get("/plain/", HTTP_REFERER="https://a.example/p?token=x&q=\udcff")
+    assert only(delivered(data_api), "PAGE")["referrerHref"] == "https://a.example/p"
+
+
+# -- devices and bots ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "device_type", "os", "browser"),
+    [
+        pytest.param(IPHONE, "PHONE", "iOS", "Mobile Safari", id="iphone"),
+        pytest.param(IPAD, "TABLET", "iOS", "Mobile Safari", id="ipad"),
+        pytest.param(ANDROID_PHONE, "PHONE", "Android", "Chrome Mobile", id="android-phone"),
+        pytest.param(ANDROID_TABLET, "TABLET", "Android", "Chrome", id="android-tablet"),
+        pytest.param(SAFARI_MAC, "DESKTOP", "Mac OS X", "Safari", id="macos-safari"),
+        pytest.param(FIREFOX_LINUX, "DESKTOP", "Linux", "Firefox", id="linux-firefox"),
+    ],
+)
+def test_device_types(
+    client: Client,
+    data_api: DataApiServer,
+    user_agent: str,
+    device_type: str,
+    os: str,
+    browser: str,
+) -> None:
+    client.get("/page/", HTTP_USER_AGENT=user_agent)
+    static = only(delivered(data_api), "STATICDATA")
+    assert static["deviceType"] == device_type
+    assert static["os"] == os
+    assert static["browser"] == browser
+    assert isinstance(static["browserVersion"], float)
+
+
+@pytest.mark.parametrize("user_agent", [GOOGLEBOT, BINGBOT], ids=["googlebot", "bingbot"])
+@pytest.mark.parametrize("path", ["/page/", "/plain/"])
+def test_bots_get_their_page_and_send_nothing(
+    client: Client, data_api: DataApiServer, user_agent: str, path: str
+) -> None:
+    response = client.get(path, HTTP_USER_AGENT=user_agent)
+    assert response.status_code == 200
+    assert delivered(data_api) == []
+    assert data_api.requests == []
+
+
+def test_bot_gets_no_cookie_on_untagged_page(client: Client) -> None:
+    assert COOKIE not in client.get("/plain/", HTTP_USER_AGENT=GOOGLEBOT).cookies
+
+
+def test_bots_tracked_when_asked(
+    client: Client, data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    kameleoon(TRACK_BOTS=True)
+    client.get("/plain/", HTTP_USER_AGENT=GOOGLEBOT)
+    assert len(delivered(data_api)) == 2
+
+
+# -- the visitor code cookie ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", [VALID_CODE, "a", "Z" * 100], ids=["mixed", "one", "hundred"])
+def test_valid_cookie_is_kept(client: Client, data_api: DataApiServer, code: str) -> None:
+    client.cookies[COOKIE] = code
+    response = client.get("/page/")
+    assert COOKIE not in response.cookies
+    assert code in response.content.decode()
+    assert {event["visitorCode"] for event in delivered(data_api)} == {code}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("a" * 150, id="150-chars"),
+        pytest.param("a" * 101, id="101-chars"),
+        pytest.param("<script>alert(1)</script>", id="markup"),
+        pytest.param('"><img src=x>', id="attribute-breakout"),
+        pytest.param("has space", id="space"),
+        pytest.param("ünïcödé", id="non-ascii"),
+        pytest.param("abc.def", id="dot"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_invalid_cookie_is_replaced(client: Client, data_api: DataApiServer, raw: str) -> None:
+    response = client.get("/page/", HTTP_COOKIE=f"{COOKIE}={raw}")
+    assert response.status_code == 200
+    code = visitor_cookie(response)
+    assert NEW_CODE_RE.fullmatch(code)
+    assert raw not in response.content.decode() or raw == ""
+    assert {event["visitorCode"] for event in delivered(data_api)} == {code}
+
+
+# -- limits: clipped, not rejected -------------------------------------------------------------
+
+
+def test_long_title_is_clipped(client: Client, data_api: DataApiServer) -> None:
+    response = client.get("/long-title/")
+    assert LONG_TITLE in response.content.decode()
+    assert only(delivered(data_api), "PAGE")["title"] == LONG_TITLE[:256]
+
+
+def test_long_path_is_clipped(client: Client, data_api: DataApiServer) -> None:
+    path = "/deep/" + "a" * 3000
+    assert client.get(path).status_code == 200
+    href = only(delivered(data_api), "PAGE")["href"]
+    assert len(href) == 2048
+    assert href == f"http://testserver{path}"[:2048]
+
+
+# -- what is not a page view ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        pytest.param("get", "/api/data.json", 200, id="json"),
+        pytest.param("get", "/style.css", 200, id="css"),
+        pytest.param("get", "/missing/", 404, id="404"),
+        pytest.param("get", "/error/", 500, id="500"),
+        pytest.param("get", "/redirect/", 302, id="redirect"),
+        pytest.param("get", "/no-content/", 204, id="204"),
+        pytest.param("post", "/plain/", 200, id="post"),
+        pytest.param("head", "/plain/", 200, id="head"),
+        pytest.param("get", "/admin/login/", 200, id="admin"),
+        pytest.param("get", "/static/app.html", 200, id="static"),
+    ],
+)
+def test_non_pages_send_nothing_and_set_no_cookie(
+    data_api: DataApiServer, method: str, path: str, status: int
+) -> None:
+    client = Client(raise_request_exception=False)
+    response = getattr(client, method)(path)
+    assert response.status_code == status
+    assert COOKIE not in response.cookies
+    assert delivered(data_api) == []
+
+
+def test_custom_exclude_paths_replace_the_defaults(
+    client: Client, data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    kameleoon(EXCLUDE_PATHS=[r"^/plain/", r"\.html$"])
+    client.get("/plain/")
+    client.get("/static/app.html")
+    client.get("/admin/login/")
+    pages = of_type(delivered(data_api), "PAGE")
+    assert [page["href"] for page in pages] == ["http://testserver/admin/login/"]
+
+
+def test_track_pages_off_sends_only_staticdata(
+    client: Client, data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    kameleoon(TRACK_PAGES=False)
+    client.get("/page/")
+    assert [event["eventType"] for event in delivered(data_api)] == ["STATICDATA"]
+
+
+def test_track_staticdata_off_sends_only_page(
+    client: Client, data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    kameleoon(TRACK_STATICDATA=False)
+    client.get("/page/")
+    assert [event["eventType"] for event in delivered(data_api)] == ["PAGE"]
+
+
+def test_tracking_off_sends_nothing_and_sets_no_cookie(
+    client: Client, data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    kameleoon(TRACK_PAGES=False, TRACK_STATICDATA=False)
+    assert COOKIE not in client.get("/plain/").cookies
+    assert delivered(data_api) == []
+
+
+def test_code_used_by_a_non_page_is_stored(client: Client, data_api: DataApiServer) -> None:
+    """A view that reads the code (for an SDK, say) needs it to last: the cookie is set."""
+    response = client.get("/code.json")
+    assert response.json()["visitor"] == visitor_cookie(response)
+    assert delivered(data_api) == []
+
+
+# -- conversions ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def conversions() -> Iterator[list[dict[str, Any]]]:
+    """What receivers of ``signals.conversion`` see."""
+    seen: list[dict[str, Any]] = []
+
+    @receiver(signals.conversion)
+    def record(sender: Any, **kwargs: Any) -> None:
+        seen.append(kwargs)
+
+    yield seen
+    signals.conversion.disconnect(record)
+
+
+def test_post_conversion_then_redirect(
+    client: Client, data_api: DataApiServer, conversions: list[dict[str, Any]]
+) -> None:
+    client.cookies[COOKIE] = VALID_CODE
+    response = client.post("/buy/", {"item": "1"})
+    assert response.status_code == 302
+    events = delivered(data_api)
+    assert len(events) == 1, "a POST sends its conversion and no PAGE"
+    conversion = only(events, "CONVERSION")
+    assert conversion["visitorCode"] == VALID_CODE
+    assert conversion["goalId"] == 42
+    assert conversion["revenue"] == 19.99
+    assert [(c["visitor_code"], c["goal_id"], c["revenue"]) for c in conversions] == [
+        (VALID_CODE, 42, 19.99)
+    ]
+
+
+def test_conversion_of_a_new_visitor_keeps_the_code_through_the_redirect(
+    client: Client, data_api: DataApiServer, conversions: list[dict[str, Any]]
+) -> None:
+    response = client.post("/buy/", follow=True)
+    assert response.status_code == 200
+    assert response.redirect_chain == [("/thanks/", 302)]
+    code = client.cookies[COOKIE].value
+    events = delivered(data_api)
+    assert {event["visitorCode"] for event in events} == {code}
+    goals = sorted((e["goalId"], e["revenue"]) for e in of_type(events, "CONVERSION"))
+    assert goals == [(7, 5.5), (42, 19.99)]
+    assert only(events, "PAGE")["title"] == "Thank you"
+    assert sorted(c["goal_id"] for c in conversions) == [7, 42]
+
+
+# -- consent -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/page/", "/thanks/", "/code.json"])
+def test_no_consent_sends_nothing_and_sets_no_cookie(
+    data_api: DataApiServer, kameleoon: Configure, path: str
+) -> None:
+    kameleoon(CONSENT="tests.consent.deny")
+    client = Client()
+    response = client.get(path)
+    assert response.status_code == 200
+    assert COOKIE not in response.cookies
+    assert client.post("/buy/").status_code == 302
+    assert delivered(data_api) == []
+
+
+def test_consent_callable_decides_per_request(
+    client: Client, data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    kameleoon(CONSENT="tests.consent.by_cookie")
+    assert COOKIE not in client.get("/plain/").cookies
+    assert delivered(data_api) == []
+    client.cookies["consent"] = "yes"
+    code = visitor_cookie(client.get("/plain/"))
+    assert {event["visitorCode"] for event in delivered(data_api)} == {code}
+
+
+def test_global_privacy_control_means_no_consent(client: Client, data_api: DataApiServer) -> None:
+    response = client.get("/page/", HTTP_SEC_GPC="1")
+    assert response.status_code == 200
+    assert COOKIE not in response.cookies
+    assert delivered(data_api) == []
+
+
+def test_do_not_track_respected_only_when_asked(
+    client: Client, data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    client.get("/plain/", HTTP_DNT="1")
+    assert len(delivered(data_api)) == 2
+    kameleoon(RESPECT_DNT=True)
+    data_api.reset()
+    assert COOKIE not in Client().get("/plain/", HTTP_DNT="1").cookies
+    assert delivered(data_api) == []
+
+
+# -- async ---------------------------------------------------------------------------------------
+
+
+def test_middleware_is_a_coroutine_function_under_async_get_response() -> None:
+    async def get_response(request: HttpRequest) -> HttpResponse:
+        return HttpResponse()
+
+    def sync_get_response(request: HttpRequest) -> HttpResponse:
+        return HttpResponse()
+
+    assert iscoroutinefunction(KameleoonMiddleware(get_response))
+    assert not iscoroutinefunction(KameleoonMiddleware(sync_get_response))
+
+
+def test_async_client_is_tracked_like_sync(data_api: DataApiServer) -> None:
+    client = AsyncClient()
+    response = asgi(
+        client,
+        "get",
+        "/page/?via=asgi",
+        headers={"user-agent": IPHONE, "accept-language": "de-DE,de;q=0.9"},
+    )
+    assert response.status_code == 200
+    code = visitor_cookie(response)
+    events = delivered(data_api)
+    assert len(events) == 2
+    assert only(events, "PAGE")["href"] == "http://testserver/page/?via=asgi"
+    assert only(events, "PAGE")["title"] == "Home"
+    static = only(events, "STATICDATA")
+    assert (static["deviceType"], static["localeLanguageTag"]) == ("PHONE", "de-DE")
+    assert {event["visitorCode"] for event in events} == {code}
+
+
+def test_async_views_and_conversions(data_api: DataApiServer) -> None:
+    client = AsyncClient()
+    asgi(client, "get", "/async/page/")
+    asgi(client, "post", "/async/buy/")
+    asgi(client, "get", "/api/data.json")
+    events = delivered(data_api)
+    assert sorted(event["eventType"] for event in events) == ["CONVERSION", "PAGE", "STATICDATA"]
+    assert only(events, "CONVERSION")["goalId"] == 43
+    assert len({event["visitorCode"] for event in events}) == 1, "one visitor, one cookie"
+
+
+def test_async_bot_and_no_consent(data_api: DataApiServer, kameleoon: Configure) -> None:
+    client = AsyncClient()
+    assert asgi(client, "get", "/page/", headers={"user-agent": BINGBOT}).status_code == 200
+    kameleoon(CONSENT="tests.consent.deny")
+    response = asgi(client, "get", "/plain/")
+    assert COOKIE not in response.cookies
+    assert delivered(data_api) == []
+
+
+def test_async_consent_callable_may_use_the_orm(
+    data_api: DataApiServer, kameleoon: Configure, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Under ASGI the CONSENT callable runs in a thread, where the ORM is allowed."""
+    kameleoon(CONSENT="tests.consent.like_the_orm")
+    with caplog.at_level(logging.ERROR, logger="django_kameleoon"):
+        response = asgi(AsyncClient(), "get", "/plain/")
+        asgi(AsyncClient(), "get", "/code.json")
+    assert caplog.records == []
+    code = visitor_cookie(response)
+    assert [e["visitorCode"] for e in delivered(data_api)] == [code, code]
+
+
+def test_async_consent_not_asked_for_non_pages(
+    data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    kameleoon(CONSENT="tests.consent.broken")
+    response = asgi(AsyncClient(), "get", "/api/data.json")
+    assert response.status_code == 200
+    assert not hasattr(response.asgi_request, "_kameleoon"), "consent was never asked"
+
+
+# -- hostile input ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"HTTP_USER_AGENT": "Mozilla/5.0 " + "A" * 10_000}, id="10kB-ua"),
+        pytest.param({"HTTP_USER_AGENT": "Moz\x00illa\x01/5.0\x7f\x1b[31m"}, id="ua-control"),
+        pytest.param({"HTTP_USER_AGENT": "ArcGIS Pro 1.2.\u00b2"}, id="ua-superscript"),
+        pytest.param({"HTTP_USER_AGENT": "\udcff\ud800"}, id="ua-surrogates"),
+        pytest.param({"HTTP_ACCEPT_LANGUAGE": "x" * 10_000}, id="10kB-lang"),
+        pytest.param({"HTTP_ACCEPT_LANGUAGE": "\x00en\r\n"}, id="lang-control"),
+        pytest.param({"HTTP_REFERER": "https://a.example/" + "r" * 10_000}, id="10kB-referer"),
+        pytest.param({"HTTP_REFERER": "java\x00script:\nalert(1)\udcff"}, id="referer-junk"),
+        pytest.param({"HTTP_REFERER": "https://x/?key=\udcff&a=%ZZ&" * 500}, id="referer-query"),
+        pytest.param({"HTTP_COOKIE": f"{COOKIE}=\x00\x01; {COOKIE}=x y"}, id="cookie-junk"),
+        pytest.param({"HTTP_COOKIE": "=" * 5000 + ";" * 5000}, id="cookie-flood"),
+    ],
+)
+def test_hostile_headers_never_break_the_page(
+    client: Client, data_api: DataApiServer, headers: dict[str, str]
+) -> None:
+    response = client.get("/page/", **headers)
+    assert response.status_code == 200
+    events = delivered(data_api)
+    assert len(events) == 2
+    assert len(only(events, "PAGE").get("referrerHref", "")) <= 2048
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("fr-CH, fr;q=0.9, en;q=0.8", "fr-CH"),
+        ("en", "en"),
+        ("zh-Hant-TW;q=1", "zh-Hant-TW"),
+        ("  de-AT  ,de", "de-AT"),
+        ("", None),
+        ("*", None),
+        ("en_US", None),
+        ("fr-", None),
+        ("-fr", None),
+        ("en;q=abc", "en"),
+        (";;;,,,", None),
+        ("<script>", None),
+        ("123", None),
+        ("x" * 9, None),
+        ("a-" + "-".join(["abcdefgh"] * 4), None),
+        ("en-" + "a" * 9, None),
+        ("ünï", None),
+        ("x" * 10_000, None),
+    ],
+)
+def test_locale_language_tag(header: str, expected: str | None) -> None:
+    assert locale_language_tag(header) == expected
+
+
+@pytest.mark.parametrize(
+    "header", ["en_US", "*", ";q=0.5", "<b>", "x" * 10_000, "fr-CH\x00"], ids=str.__len__
+)
+def test_malformed_accept_language_is_left_out(
+    client: Client, data_api: DataApiServer, header: str
+) -> None:
+    assert client.get("/page/", HTTP_ACCEPT_LANGUAGE=header).status_code == 200
+    assert "localeLanguageTag" not in only(delivered(data_api), "STATICDATA")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/odd/%00/..%2f%2e%2e/",
+        "/odd/%ff%fe/",
+        "/odd/%3Cscript%3E?q=%3C%3E%22%27&x=%00",
+        "/odd/\u00fc\u4e2d/?\u00e9=\u00e8",
+        "/odd/a;b=c/",
+        "/odd/" + "%41" * 2000,
+        "/odd//double//slashes/",
+    ],
+    ids=["traversal", "bad-utf8", "markup", "unicode", "params", "long-escaped", "slashes"],
+)
+def test_odd_paths_never_break_the_page(client: Client, data_api: DataApiServer, path: str) -> None:
+    assert client.get(path).status_code == 200
+    href = only(delivered(data_api), "PAGE")["href"]
+    assert href.startswith("http://testserver/")  # "/../" segments are resolved by Django
+    assert href.isascii() and len(href) <= 2048
+
+
+@override_settings(ALLOWED_HOSTS=["testserver"])
+@pytest.mark.parametrize("host", ["evil.example", "bad host", "x" * 300, "a\x00b", "[::1"])
+def test_bad_host_is_answered_by_django_and_not_tracked(data_api: DataApiServer, host: str) -> None:
+    """With CommonMiddleware inside ours, Django answers 400 and there is no page view."""
+    response = Client(raise_request_exception=False).get("/plain/", HTTP_HOST=host)
+    assert response.status_code == 400
+    assert COOKIE not in response.cookies
+    assert delivered(data_api) == []
+
+
+@override_settings(
+    ALLOWED_HOSTS=["testserver"],
+    MIDDLEWARE=["django_kameleoon.middleware.KameleoonMiddleware"],
+)
+@pytest.mark.parametrize("host", ["evil.example", "bad host"])
+def test_bad_host_reaching_us_is_not_tracked(data_api: DataApiServer, host: str) -> None:
+    """Nothing else checked the Host: building the href raises DisallowedHost, caught by us."""
+    response = Client().get("/plain/", HTTP_HOST=host)
+    assert response.status_code == 200
+    assert COOKIE not in response.cookies
+    assert delivered(data_api) == []
+
+
+def test_tracking_error_is_logged_without_visitor_data(
+    client: Client, data_api: DataApiServer, kameleoon: Configure, caplog: pytest.LogCaptureFixture
+) -> None:
+    kameleoon(CONSENT="tests.consent.broken")
+    client.cookies[COOKIE] = VALID_CODE
+    with caplog.at_level(logging.INFO, logger="django_kameleoon"):
+        response = client.get("/plain/", HTTP_USER_AGENT=CHROME_WINDOWS)
+    assert response.status_code == 200
+    assert delivered(data_api) == []
+    ours = [r for r in caplog.records if r.name == "django_kameleoon"]
+    errors = [r for r in ours if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [
+        "Kameleoon: could not track a request (RuntimeError); the response was sent unchanged"
+    ]
+    for record in ours:
+        if record.levelno >= logging.INFO:
+            assert VALID_CODE not in record.getMessage()
+            assert record.exc_info is None
+
+
+def test_backend_failure_never_breaks_the_page(
+    client: Client, data_api: DataApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_kameleoon.backends import get_backend
+
+    def refuse(events: Any) -> None:
+        raise RuntimeError("queue exploded")
+
+    monkeypatch.setattr(get_backend(), "send", refuse)
+    response = client.get("/page/")
+    assert response.status_code == 200
+    assert COOKIE in response.cookies, "the code was used and consented to"
