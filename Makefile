@@ -25,6 +25,16 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The example shop, real visitors over HTTP, and what Kameleoon would receive; exits 0 when right.
+demo: $(STAMP)
+	$(BIN)/python example_project/demo.py
+
+# The example shop on http://127.0.0.1:$(PORT)/ and the local collector beside it; Ctrl-C stops both.
+PORT ?= 8000
+COLLECTOR_PORT ?= 8765
+serve: $(STAMP)
+	$(BIN)/python example_project/serve.py --port $(PORT) --collector-port $(COLLECTOR_PORT)
+
 ci:
 	bash .ci/run
 
