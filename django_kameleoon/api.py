@@ -13,7 +13,7 @@ from django.http import HttpRequest
 
 from django_kameleoon import signals
 from django_kameleoon.backends import get_backend
-from django_kameleoon.events import Event, make_event, validate_visitor_code
+from django_kameleoon.events import Event, make_event
 from django_kameleoon.visitor import get_visitor_code, has_consent
 
 __all__ = ["flush", "get_visitor_code", "queue_conversion", "track", "track_conversion"]
@@ -26,10 +26,13 @@ _NO_CONSENT = "no-consent"
 
 
 def _visitor(target: Target) -> tuple[str | None, HttpRequest | None]:
-    """The visitor code for a request (None without consent) or a code given directly."""
+    """The visitor code for a request (None without consent) or a code given directly.
+
+    A code given directly is checked by ``make_event``, with everything else.
+    """
     if isinstance(target, HttpRequest):
         return (get_visitor_code(target) if has_consent(target) else None), target
-    return validate_visitor_code(target), None
+    return target, None
 
 
 def track(target: Target, event_type: str, **fields: Any) -> Event | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ MAX_BODY_BYTES = 3_000_000
 
 INT32 = (-(2**31), 2**31 - 1)
 INT64 = (-(2**63), 2**63 - 1)
+_INT_RANGES = {"int32": INT32, "int64": INT64}
 MAX_MAP_ENTRIES = 256
 MAX_MAP_VALUE = 2048
 MAX_MAPPING_IDENTIFIER = 100
@@ -152,8 +154,19 @@ FIELDS: dict[str, dict[str, Field]] = {
 
 
 def new_nonce() -> str:
-    """16 hex characters, made once per event so that a retried event is recognised as such."""
-    return os.urandom(8).hex()
+    """16 hex characters, made once per event so that a retried event is recognised as such.
+
+    A nonce must be unique, not secret, so a Mersenne Twister of our own makes it without a
+    system call per event: seeded from the OS, reseeded in a forked child, and private, so
+    that a ``random.seed()`` elsewhere (test tools do it) cannot make nonces repeat.
+    """
+    return f"{_random_bits(64):016x}"
+
+
+_nonce_source = random.Random()
+_random_bits = _nonce_source.getrandbits
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_nonce_source.seed)
 
 
 class Event:
@@ -241,24 +254,21 @@ def validate_visitor_code(code: Any) -> str:
 
 def make_event(visitor_code: str, event_type: str, fields: Mapping[str, Any]) -> Event:
     """Check ``fields`` against the event type's table and build the event, or raise."""
-    validate_visitor_code(visitor_code)
-    if not isinstance(event_type, str):
-        raise TypeError(f"event_type must be a str, not {type(event_type).__name__}")
-    spec = FIELDS.get(event_type)
+    if type(visitor_code) is not str or not _is_visitor_code(visitor_code):
+        validate_visitor_code(visitor_code)
+    spec = FIELDS.get(event_type) if isinstance(event_type, str) else None
     if spec is None:
-        raise ValueError(f"unknown event type {event_type!r}; use one of {', '.join(EVENT_TYPES)}")
-    unknown = [name for name in fields if name not in spec]
-    if unknown:
-        raise TypeError(
-            f"{event_type} has no field {unknown[0]!r}; its fields are {', '.join(spec)}"
-        )
-    missing = [name for name, f in spec.items() if f.required and fields.get(name) is None]
-    if missing:
-        raise TypeError(f"{event_type} requires {', '.join(missing)}")
+        raise _unknown_event_type(event_type)
     values: dict[str, Any] = {}
     for name, value in fields.items():
+        field = spec.get(name)
+        if field is None:
+            raise TypeError(f"{event_type} has no field {name!r}; its fields are {', '.join(spec)}")
         if value is not None:
-            values[name] = _normalise(event_type, name, value, spec[name], fields)
+            values[name] = _normalise(event_type, name, value, field, fields)
+    missing = [name for name in _REQUIRED[event_type] if name not in values]
+    if missing:
+        raise TypeError(f"{event_type} requires {', '.join(missing)}")
     _check_combinations(event_type, values)
     event = Event(visitor_code, event_type, values)
     if "metadata" in values or "valuesCountMap" in values:
@@ -266,14 +276,38 @@ def make_event(visitor_code: str, event_type: str, fields: Mapping[str, Any]) ->
     return event
 
 
+_is_visitor_code = VISITOR_CODE_RE.fullmatch
+_REQUIRED = {
+    event_type: tuple(name for name, field in spec.items() if field.required)
+    for event_type, spec in FIELDS.items()
+}
+
+
+def _unknown_event_type(event_type: Any) -> Exception:
+    if not isinstance(event_type, str):
+        return TypeError(f"event_type must be a str, not {type(event_type).__name__}")
+    return ValueError(f"unknown event type {event_type!r}; use one of {', '.join(EVENT_TYPES)}")
+
+
 def _normalise(
     event_type: str, name: str, value: Any, field: Field, fields: Mapping[str, Any]
 ) -> Any:
+    """The value as the API takes it; a fast path for the plain values most calls carry."""
+    kind = field.kind
+    value_type = type(value)
+    if value_type is float and kind == "float" and math.isfinite(value):
+        return value
+    if value_type is int and kind in _INT_RANGES:
+        low, high = _INT_RANGES[kind]
+        if low <= value <= high:
+            return value
+    if value_type is str and kind == "str" and value.isascii():
+        return value if field.limit is None or len(value) <= field.limit else value[: field.limit]
     where = f"{event_type}.{name}"
-    if field.kind == "counts":
+    if kind == "counts":
         limit = MAX_MAPPING_IDENTIFIER if fields.get("mappingIdentifier") is True else None
         return _counts(where, value, limit or MAX_MAP_VALUE)
-    return _NORMALISERS[field.kind](where, value, field)
+    return _NORMALISERS[kind](where, value, field)
 
 
 def _check_combinations(event_type: str, values: Mapping[str, Any]) -> None:
@@ -311,7 +345,7 @@ def _string(where: str, value: Any, field: Field) -> str:
 def _integer(where: str, value: Any, field: Field) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise _type_error(where, "an int", value)
-    low, high = INT32 if field.kind == "int32" else INT64
+    low, high = _INT_RANGES[field.kind]
     if not low <= value <= high:
         raise ValueError(f"{where} must be between {low} and {high}, not {value}")
     return int(value)

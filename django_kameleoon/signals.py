@@ -12,9 +12,12 @@ from django.dispatch import Signal
 
 __all__ = ["conversion", "events_delivered", "events_dropped"]
 
-#: Sent by ``track_conversion()``; kwargs ``visitor_code``, ``goal_id``, ``revenue``,
-#: ``negative``, ``metadata`` and ``request`` (``None`` when tracked by visitor code).
-conversion = Signal()
+#: Sent by ``track_conversion()`` with ``sender=Event``; kwargs ``visitor_code``, ``goal_id``,
+#: ``revenue``, ``negative``, ``metadata``, ``request`` (``None`` when tracked by visitor code)
+#: and ``event`` (the checked event). It is sent on every conversion, so its receivers are
+#: cached per sender, as for Django's model signals: a site that sends it itself passes a class
+#: (or another object that can be weakly referenced) as ``sender``.
+conversion = Signal(use_caching=True)
 
 #: Sent after the Data API accepted a batch; kwarg ``events`` (a list of ``Event``).
 events_delivered = Signal()

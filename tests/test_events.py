@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
@@ -216,3 +217,10 @@ def test_limits_count_utf16_units_so_emoji_count_twice() -> None:
     title = make_event("v", "PAGE", {"href": "h", "title": "😀" * 200}).fields["title"]
     assert title == "😀" * 128
     assert make_event("v", "PRODUCT", {"ean": "a" + "😀" * 99}).fields["ean"] == "a" + "😀" * 49
+
+
+def test_nonces_do_not_repeat_when_something_seeds_random() -> None:
+    random.seed(7)
+    first = new_nonce()
+    random.seed(7)
+    assert new_nonce() != first

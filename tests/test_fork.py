@@ -26,9 +26,12 @@ def test_a_forked_child_sends_its_own_events_and_not_its_parents(
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+    # Made after the fork, like the child's: the two must not share a nonce.
+    django_kameleoon.track_conversion("parent", 3)
     assert django_kameleoon.flush(10)
     assert sorted((e["visitorCode"], e["goalId"]) for e in data_api.events) == [
         ("child", 2),
         ("parent", 1),
+        ("parent", 3),
     ]
     assert data_api.duplicates == []
