@@ -35,6 +35,16 @@ COLLECTOR_PORT ?= 8765
 serve: $(STAMP)
 	$(BIN)/python example_project/serve.py --port $(PORT) --collector-port $(COLLECTOR_PORT)
 
+# Ours against kameleoon-client-python, posthog and user-agents, side by side, on this machine
+# only (every client talks to a local sink); prints the table and writes benchmarks/last-run.txt.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]" "$(DJANGO)"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run
+
 ci:
 	bash .ci/run
 

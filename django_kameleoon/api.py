@@ -32,6 +32,10 @@ def _visitor(target: Target) -> tuple[str | None, HttpRequest | None]:
     """
     if isinstance(target, HttpRequest):
         return (get_visitor_code(target) if has_consent(target) else None), target
+    if not isinstance(target, str):
+        raise TypeError(
+            f"target must be an HttpRequest or a visitor code, not {type(target).__name__}"
+        )
     return target, None
 
 
@@ -42,7 +46,7 @@ def track(target: Target, event_type: str, **fields: Any) -> Event | None:
     None when the visitor has not consented to tracking.
     """
     code, _ = _visitor(target)
-    event = make_event(code or _NO_CONSENT, event_type, fields)
+    event = make_event(_NO_CONSENT if code is None else code, event_type, fields)
     if code is None:
         return None
     get_backend().send((event,))
@@ -66,7 +70,7 @@ def track_conversion(
     fields: dict[str, Any] = {"goalId": goal_id, "revenue": revenue, "metadata": metadata}
     if negative is not False:
         fields["negative"] = negative
-    event = make_event(code or _NO_CONSENT, "CONVERSION", fields)
+    event = make_event(_NO_CONSENT if code is None else code, "CONVERSION", fields)
     if code is None:
         return None
     values = event.fields

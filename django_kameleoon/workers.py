@@ -29,6 +29,7 @@ OOM killer, a server's own hard timeout) are lost.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -41,7 +42,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+#: Any ASGI application: Django's ``ASGIHandler`` and other frameworks' apps type their
+#: arguments each a little differently, so only "an async callable" is required here.
+ASGIApp = Callable[..., Awaitable[None]]
 
 
 def deliver_pending(timeout: float | None = None, **kwargs: Any) -> None:
@@ -62,7 +65,7 @@ def connect() -> None:
     Called from ``AppConfig.ready``; does nothing when Celery is not installed.
     """
     try:
-        from celery import signals
+        signals = importlib.import_module("celery.signals")
     except ImportError:
         return
     signals.worker_process_shutdown.connect(

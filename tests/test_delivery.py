@@ -241,3 +241,11 @@ def test_the_other_backends(
         assert line.startswith("kameleoon: ") and json.loads(line[11:])["goalId"] == 9
     if backend != "sync":
         assert data_api.requests == []
+
+
+@pytest.mark.parametrize("target", [None, "", 42, b"visitor"])
+def test_a_target_that_is_no_request_nor_code_raises(kameleoon: Configure, target: Any) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        django_kameleoon.track_conversion(target, 1)
+    with pytest.raises((TypeError, ValueError)):
+        django_kameleoon.track(target, "PRODUCT", ean="1")

@@ -35,8 +35,11 @@ def get_backend() -> BaseBackend:
     return backend
 
 
-def reset_backend(timeout: float = 0.0) -> None:
-    """Close the current backend (delivering what it can within ``timeout``) and forget it."""
+def reset_backend(timeout: float | None = 0.0) -> None:
+    """Close the current backend (delivering what it can within ``timeout``) and forget it.
+
+    ``timeout=None`` allows the backend its ``SHUTDOWN_TIMEOUT``, as at exit.
+    """
     global _backend
     with _lock:
         backend, _backend = _backend, None

@@ -21,9 +21,17 @@ __all__ = ["Counters", "Delivery"]
 
 logger = logging.getLogger("django_kameleoon")
 
-#: Waits between attempts; returns True when the wait was cut short because the process is
-#: stopping (the sender must then not start another attempt past its deadline).
+#: Waits between attempts; returns True when the sender must give up at once.
 Wait = Callable[[float], bool]
+
+#: When to give up: a ``time.monotonic()`` value, or a function giving one (or None for never),
+#: asked again before each attempt, so that a shutdown that begins mid-delivery sets a deadline
+#: for the batch already on its way.
+Deadline = float | Callable[[], float | None] | None
+
+
+def _resolve(deadline: Deadline) -> float | None:
+    return deadline() if callable(deadline) else deadline
 
 
 def _sleep(seconds: float) -> bool:
@@ -52,12 +60,13 @@ class Delivery:
         self.max_bytes = min(settings.MAX_BATCH_BYTES, MAX_BODY_BYTES)
 
     def deliver(
-        self, events: Sequence[Event], *, deadline: float | None = None, wait: Wait = _sleep
+        self, events: Sequence[Event], *, deadline: Deadline = None, wait: Wait = _sleep
     ) -> list[Event]:
         """Send ``events``; return those left undelivered because ``deadline`` came first."""
         left: list[Event] = []
         for batch, encoded in self._batches(events):
-            if left or (deadline is not None and time.monotonic() >= deadline):
+            until = _resolve(deadline)
+            if left or (until is not None and time.monotonic() >= until):
                 left.extend(batch)
                 continue
             left.extend(self._send(batch, encoded, deadline, wait))
@@ -69,7 +78,8 @@ class Delivery:
             return
         self.counters.dropped += len(events)
         logger.warning("Kameleoon: %d event(s) dropped: %s", len(events), reason)
-        events_dropped.send(sender=type(self), events=list(events), reason=reason)
+        # send_robust: a site's receiver that raises is logged by Django, and must not stop us.
+        events_dropped.send_robust(sender=type(self), events=list(events), reason=reason)
 
     def close(self) -> None:
         self.client.close()
@@ -99,17 +109,20 @@ class Delivery:
         return batches
 
     def _send(
-        self, batch: list[Event], encoded: list[bytes], deadline: float | None, wait: Wait
+        self, batch: list[Event], encoded: list[bytes], deadline: Deadline, wait: Wait
     ) -> list[Event]:
         """One body, retried until delivered, refused, out of retries, or out of time."""
         attempt = 0
         while True:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            answer = self.client.post(encoded, timeout=remaining)
+            until = _resolve(deadline)
+            remaining = None if until is None else until - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return batch
+            answer = self._post(encoded, remaining)
             self.counters.requests += 1
             if answer.verdict is Verdict.DELIVERED:
                 self.counters.sent += len(batch)
-                events_delivered.send(sender=type(self), events=batch)
+                events_delivered.send_robust(sender=type(self), events=batch)
                 return []
             if answer.verdict is Verdict.TOO_LARGE:
                 return self._split(batch, encoded, deadline, wait)
@@ -121,15 +134,29 @@ class Delivery:
                 self.drop(batch, f"no success after {attempt} attempts (last: {answer.reason})")
                 return []
             delay = self._backoff(attempt, answer)
-            if deadline is not None and time.monotonic() + delay >= deadline:
+            until = _resolve(deadline)
+            if until is not None and time.monotonic() + delay >= until:
                 return batch
             logger.info("Kameleoon: %s; retry %d in %.1f s", answer.reason, attempt, delay)
             self.counters.retried += len(batch)
             if wait(delay):
                 return batch
 
+    def _post(self, encoded: list[bytes], timeout: float | None) -> Answer:
+        """``client.post``, with any unexpected error (a bug below us) made a retryable failure.
+
+        Retrying bounds the damage of a one-off error to a delay, and of a lasting one to
+        ``MAX_RETRIES`` attempts, after which the batch is dropped and reported as usual.
+        """
+        try:
+            return self.client.post(encoded, timeout=timeout)
+        except Exception as exc:
+            logger.error("Kameleoon: unexpected %s while sending events", type(exc).__name__)
+            logger.debug("Kameleoon: sending error", exc_info=True)
+            return Answer(Verdict.RETRY, f"unexpected {type(exc).__name__}")
+
     def _split(
-        self, batch: list[Event], encoded: list[bytes], deadline: float | None, wait: Wait
+        self, batch: list[Event], encoded: list[bytes], deadline: Deadline, wait: Wait
     ) -> list[Event]:
         if len(batch) == 1:
             self.drop(batch, "the Data API found the event too large (HTTP 413)")

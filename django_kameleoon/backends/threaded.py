@@ -31,10 +31,16 @@ logger = logging.getLogger("django_kameleoon")
 #: How often a full queue is reported in the log, so that an outage does not flood it.
 OVERFLOW_LOG_INTERVAL = 60.0
 
+#: How often a waiting ``flush()`` checks that the sender thread is still alive.
+LIVENESS_INTERVAL = 0.25
+
 _live: weakref.WeakSet[ThreadedBackend] = weakref.WeakSet()
 
 
 class ThreadedBackend(BaseBackend):
+    #: How batches are sent; a subclass may substitute its own (for tests, or another transport).
+    delivery_class: type[Delivery] = Delivery
+
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.counters = Counters()
@@ -73,7 +79,7 @@ class ThreadedBackend(BaseBackend):
                 events, overflow = events[: max(room, 0)], events[max(room, 0) :]
             self._queue.extend(events)
             self._accepted += len(events)
-            if self._thread is None or not self._thread.is_alive():
+            if not self._sender_alive():
                 self._start()
             elif len(self._queue) >= self._batch:
                 self._cond.notify()
@@ -91,7 +97,11 @@ class ThreadedBackend(BaseBackend):
                 self._overflow,
             )
             self._overflow_logged_at = now
-        events_dropped.send(sender=type(self), events=list(events), reason="queue full")
+        # On the request path: a site's receiver that raises must not fail the request.
+        events_dropped.send_robust(sender=type(self), events=list(events), reason="queue full")
+
+    def _sender_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def _start(self) -> None:
         if self._stopping:
@@ -104,20 +114,50 @@ class ThreadedBackend(BaseBackend):
     # -- the sender thread -------------------------------------------------------------------
 
     def _run(self) -> None:
-        delivery = self._delivery = self._delivery or Delivery(self.settings, self.counters)
-        while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            try:
-                left = delivery.deliver(batch, deadline=self._deadline, wait=self._wait)
-            except Exception:
-                logger.exception("Kameleoon: unexpected error while sending; events dropped")
-                delivery.drop(batch, "unexpected error in the sender")
-                left = []
+        try:
+            delivery = self._delivery = self._delivery or self.delivery_class(
+                self.settings, self.counters
+            )
+            while True:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                self._deliver(delivery, batch)
+        except BaseException as exc:
+            # Nothing should get here. If something does, say so (the type only: a message may
+            # quote visitor data) and let the thread end; the next send() or a waiting flush()
+            # starts a new one, which picks up the batch that was in hand.
+            logger.error(
+                "Kameleoon: the sender thread stopped on an unexpected %s", type(exc).__name__
+            )
+            logger.debug("Kameleoon: sender thread error", exc_info=True)
+        finally:
             with self._cond:
-                self._stranded.extend(left)  # only at shutdown: close() reports them
-                self._finished += len(batch)
+                self._cond.notify_all()
+
+    def _deliver(self, delivery: Delivery, batch: list[Event]) -> None:
+        """Send one batch and account for it, whatever happens: ``flush()`` counts on that."""
+        left: list[Event] = []
+        accounted = False
+        try:
+            try:
+                left = delivery.deliver(batch, deadline=self._get_deadline, wait=self._wait)
+            except Exception as exc:
+                logger.error(
+                    "Kameleoon: unexpected %s in the sender; %d event(s) dropped",
+                    type(exc).__name__,
+                    len(batch),
+                )
+                logger.debug("Kameleoon: sender error", exc_info=True)
+                delivery.drop(batch, "unexpected error in the sender")
+            accounted = True
+        finally:
+            with self._cond:
+                if accounted:
+                    self._stranded.extend(left)  # only at shutdown: close() reports them
+                    self._finished += len(batch)
+                else:  # the thread is dying: the batch goes back for the next sender thread
+                    self._queue.extendleft(reversed(batch))
                 self._cond.notify_all()
 
     def _next_batch(self) -> list[Event] | None:
@@ -134,11 +174,22 @@ class ThreadedBackend(BaseBackend):
             count = min(len(self._queue), self._batch)
             return [self._queue.popleft() for _ in range(count)]
 
+    def _get_deadline(self) -> float | None:
+        """None while the process runs; from ``close()`` on, the end of ``SHUTDOWN_TIMEOUT``."""
+        return self._deadline
+
     def _wait(self, seconds: float) -> bool:
-        """Back off between retries, but wake at once when the process starts shutting down."""
+        """Back off between retries; when shutdown begins, stop waiting and try again at once.
+
+        From then on the shutdown deadline rules: the delivery keeps retrying (a 503 at exit
+        must not lose the queue) until a backoff would take it past the deadline.
+        """
         with self._cond:
-            self._cond.wait_for(lambda: self._stopping, timeout=seconds)
-            return self._stopping
+            if self._stopping:
+                self._cond.wait_for(lambda: False, timeout=seconds)  # deaf to other wake-ups
+            else:
+                self._cond.wait_for(lambda: self._stopping, timeout=seconds)
+            return False
 
     # -- flush, exit, stats ------------------------------------------------------------------
 
@@ -150,7 +201,7 @@ class ThreadedBackend(BaseBackend):
             target = self._accepted
             if self._finished >= target:
                 return True
-            if self._thread is None or not self._thread.is_alive():
+            if not self._sender_alive():
                 self._start()
             self._flushing += 1
             self._cond.notify_all()
@@ -159,7 +210,12 @@ class ThreadedBackend(BaseBackend):
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         break
-                    self._cond.wait(remaining)
+                    if self._stopping and not self._sender_alive():
+                        break  # closed: nothing will move any more
+                    wait = LIVENESS_INTERVAL if remaining is None else remaining
+                    self._cond.wait(min(wait, LIVENESS_INTERVAL))
+                    if not self._sender_alive():
+                        self._start()  # a sender that died must not leave us waiting forever
             finally:
                 self._flushing -= 1
             return self._finished >= target
@@ -175,7 +231,7 @@ class ThreadedBackend(BaseBackend):
             self._deadline = time.monotonic() + timeout
             pending = len(self._queue)
             thread = self._thread
-            if pending and (thread is None or not thread.is_alive()):
+            if pending and not self._sender_alive():
                 self._start()
                 thread = self._thread
             self._stopping = True
@@ -186,6 +242,7 @@ class ThreadedBackend(BaseBackend):
             in_flight = self._accepted - self._finished - len(self._queue)
             stranded = self._stranded + list(self._queue)
             self._stranded, self._queue = [], deque()
+            self._finished = self._accepted  # all delivered or given up: no flush may wait
         if stranded or in_flight:
             self.counters.dropped += len(stranded) + in_flight
             logger.warning(
@@ -194,7 +251,9 @@ class ThreadedBackend(BaseBackend):
                 len(stranded) + in_flight,
                 timeout,
             )
-            events_dropped.send(sender=type(self), events=stranded, reason="shutdown timeout")
+            events_dropped.send_robust(
+                sender=type(self), events=stranded, reason="shutdown timeout"
+            )
         if self._delivery is not None:
             self._delivery.close()
 

@@ -1,0 +1,112 @@
+"""Profile our side of each figure with cProfile: ``python -m benchmarks.profile [NAME ...]``.
+
+NAME is ``conversion``, ``pageview``, ``sender`` or ``useragent`` (all by default). Each prints
+the functions that cost the most own time and the most cumulative time. The sender is profiled
+by running its ``Delivery`` in the main thread on 50,000 queued conversions (cProfile sees only
+the thread that enabled it).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from benchmarks import djsite, figures, useragents
+from benchmarks.harness import Sink, guard_network
+
+TOP = 22
+
+
+def show(title: str, run: Callable[[], Any], calls: int) -> None:
+    profile = cProfile.Profile()
+    start = time.perf_counter()
+    profile.runcall(run)
+    elapsed = time.perf_counter() - start
+    print(f"\n=== {title}: {elapsed / calls * 1e6:.1f} µs per unit under cProfile ({calls:,})")
+    for order in ("tottime", "cumulative"):
+        out = io.StringIO()
+        stats = pstats.Stats(profile, stream=out).strip_dirs().sort_stats(order)
+        stats.print_stats(TOP)
+        text = out.getvalue()
+        print(text[text.index("ncalls") :].rstrip())
+
+
+def conversion(sink: Sink) -> None:
+    import django_kameleoon
+
+    codes = figures._visitor_codes(1000, seed=3)
+    with figures._override(figures._kameleoon(sink.url)):
+        django_kameleoon.track_conversion(codes[0], 1, revenue=1.0)
+        django_kameleoon.flush(10)
+
+        def run() -> None:
+            for i in range(5000):
+                django_kameleoon.track_conversion(codes[i % 1000], 42, revenue=19.99)
+
+        show("track_conversion (caller)", run, 5000)
+        django_kameleoon.flush(30)
+
+
+def pageview(sink: Sink) -> None:
+    import django_kameleoon
+
+    environs = figures.page_view_environs()
+    with figures._override(figures._kameleoon(sink.url)):
+        stack = djsite.handler(djsite.STARTPROJECT_MIDDLEWARE)
+        ours = djsite.handler(djsite.with_middleware(figures.OURS))
+        figures._serve(stack, environs)
+        figures._serve(ours, environs)
+        django_kameleoon.flush(30)
+        show("page view, stack alone", lambda: figures._serve(stack, environs), len(environs))
+        show("page view, stack + ours", lambda: figures._serve(ours, environs), len(environs))
+        django_kameleoon.flush(30)
+
+
+def sender(sink: Sink) -> None:
+    from django_kameleoon.backends.delivery import Delivery
+    from django_kameleoon.conf import get_settings
+    from django_kameleoon.events import make_event
+
+    codes = figures._visitor_codes(1000, seed=6)
+    with figures._override(figures._kameleoon(sink.url)):
+        events = [
+            make_event(codes[i % 1000], "CONVERSION", {"goalId": 42, "revenue": 19.99})
+            for i in range(50_000)
+        ]
+        delivery = Delivery(get_settings())
+        show("sender: Delivery.deliver(50,000)", lambda: delivery.deliver(events), len(events))
+        delivery.close()
+
+
+def useragent(sink: Sink) -> None:
+    from django_kameleoon import useragent as ua
+
+    fresh = useragents.fresh_user_agents(3000, seed=900, avoid=set())
+
+    def run() -> None:
+        for s in fresh:
+            ua.parse(s)
+
+    show("useragent.parse on new strings", run, len(fresh))
+
+
+def main(argv: list[str]) -> None:
+    names = argv or ["conversion", "pageview", "sender", "useragent"]
+    guard_network()
+    sink = Sink()
+    try:
+        djsite.configure(figures._kameleoon(sink.url))
+        for name in names:
+            {"conversion": conversion, "pageview": pageview, "sender": sender,
+             "useragent": useragent}[name](sink)  # fmt: skip
+    finally:
+        sink.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

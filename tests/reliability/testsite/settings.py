@@ -1,0 +1,33 @@
+"""Settings of the reliability test site: the test suite's, with ``KAMELEOON`` from the environment.
+
+``KAMELEOON_TEST_SETTINGS`` is a JSON object laid over the defaults below; it must at least give
+``DATA_API_URL``. Every record of the ``django_kameleoon`` logger goes to stderr, where the tests
+read what the library said (for instance how many events it could not deliver at exit).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from tests.settings import *  # noqa: F403
+
+_DEFAULTS: dict[str, Any] = {
+    "SITE_CODE": "testsite01",
+    "BACKEND": "threaded",
+    # Long, so that nothing is sent while the site runs: what arrives was delivered at exit.
+    "FLUSH_INTERVAL": 60.0,
+    "RETRY_BACKOFF": 0.05,
+    "TIMEOUT": 2.0,
+    "SHUTDOWN_TIMEOUT": 5.0,
+}
+KAMELEOON = {**_DEFAULTS, **json.loads(os.environ.get("KAMELEOON_TEST_SETTINGS", "{}"))}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(process)d %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"django_kameleoon": {"handlers": ["stderr"], "level": "INFO"}},
+}
