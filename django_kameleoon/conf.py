@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -39,7 +40,11 @@ BACKEND_ALIASES = {
 
 @dataclass(frozen=True)
 class Settings:
-    """The validated ``KAMELEOON`` settings; attribute names are the dict's keys."""
+    """The validated ``KAMELEOON`` settings; attribute names are the dict's keys.
+
+    What is derived from them (the endpoint, the compiled exclusions) is computed once per
+    settings object, since the middleware needs it on every request.
+    """
 
     SITE_CODE: str = ""
     DATA_API_URL: str = "https://eu-data.kameleoon.io"
@@ -70,17 +75,17 @@ class Settings:
     GOALS: Mapping[str, int] = field(default_factory=dict)
     REDACT_QUERY_PARAMS: tuple[str, ...] = DEFAULT_REDACTED_WORDS
 
-    @property
+    @cached_property
     def redacted_words(self) -> frozenset[str]:
         """``REDACT_QUERY_PARAMS`` lower-cased, ready for ``redaction.redact_url``."""
         return frozenset(word.lower() for word in self.REDACT_QUERY_PARAMS)
 
-    @property
+    @cached_property
     def events_url(self) -> str:
         """The full endpoint, built once per settings object rather than per request."""
         return self.DATA_API_URL.rstrip("/") + "/visit/events"
 
-    @property
+    @cached_property
     def exclude_paths_re(self) -> re.Pattern[str]:
         """``EXCLUDE_PATHS`` as one compiled alternation: one regex call per request, not N."""
         patterns = self.EXCLUDE_PATHS if self.EXCLUDE_PATHS is not None else _default_excludes()

@@ -197,7 +197,7 @@ class Event:
 
     def to_json(self) -> str:
         """One element of a ``json=true`` body."""
-        return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":"))
+        return _to_json(self.as_dict())
 
     def to_query_line(self) -> str:
         """One line of a query-format body, every value URL-encoded."""
@@ -215,7 +215,11 @@ def _query_value(value: Any) -> str:
     if isinstance(value, str):
         return quote(value, safe="")
     # Numbers, and the JSON-typed fields (metadata, valuesCountMap, index arrays), as JSON.
-    return quote(json.dumps(value, ensure_ascii=False, separators=(",", ":")), safe="")
+    return quote(_to_json(value), safe="")
+
+
+#: One encoder for every event: values are our own plain dicts and lists, never circular.
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 
 def clip(value: str, limit: int | None) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -24,7 +25,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django_kameleoon import useragent
 from django_kameleoon.backends import get_backend
 from django_kameleoon.conf import Settings, get_settings
-from django_kameleoon.events import Event, make_event
+from django_kameleoon.events import FIELDS, Event, clip
 from django_kameleoon.redaction import redact_url
 from django_kameleoon.visitor import has_consent, request_state, set_visitor_cookie
 
@@ -41,6 +42,10 @@ NOT_PAGE_STATUSES = frozenset({204, 205, 206})
 #: A plain BCP 47 language tag (``fr``, ``en-US``, ``zh-Hant-TW``). Anything else in
 #: Accept-Language (``*``, quality junk, markup) is left out rather than sent on.
 LANGUAGE_TAG_RE = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
+
+#: The API's limits for the text the middleware itself sends.
+URL_LIMIT = FIELDS["PAGE"]["href"].limit
+NAME_LIMIT = FIELDS["STATICDATA"]["browser"].limit
 
 #: The longest tag we pass on; ``events`` clips the field at 35, which could cut a tag in half.
 MAX_LANGUAGE_TAG = 35
@@ -160,7 +165,7 @@ def is_page_view(
     if content_type.partition(";")[0].strip().lower() not in HTML_CONTENT_TYPES:
         return False
     # search(), not match(): patterns mean what they say; the defaults are anchored with ^.
-    if _derive(settings).excluded_paths.search(request.path_info):
+    if settings.exclude_paths_re.search(request.path_info):
         return False
     if not settings.TRACK_BOTS and useragent.parse(_header(request, "HTTP_USER_AGENT")).is_bot:
         return False
@@ -170,34 +175,47 @@ def is_page_view(
 def send_page_view(request: HttpRequest, settings: Settings) -> bool:
     """Queue STATICDATA and PAGE together: one ``send`` is one lock round trip in the backend.
 
-    Nothing is sent when the request's Host is not allowed: ``build_absolute_uri`` raises
-    ``DisallowedHost`` then, and a request for a host that is not ours is no page of this site.
+    The events are built directly rather than through ``make_event``: every value here is
+    already of the right type (the parser's, the tag's checked fields) and only text is
+    clipped. Nothing is sent when the request's Host is not allowed (``get_host`` raises
+    ``DisallowedHost``): a request for a host that is not ours is no page of this site.
     """
     try:
-        href = request.build_absolute_uri()
+        # What build_absolute_uri() gives for a request's own URL, without re-parsing it.
+        href = f"{request.scheme}://{request.get_host()}{request.get_full_path()}"
     except DisallowedHost:
         logger.info("Kameleoon: page view not tracked: the request's Host is not allowed")
         return False
     code = request_state(request).visitor_code
     events: list[Event] = []
     if settings.TRACK_STATICDATA:
-        events.append(make_event(code, "STATICDATA", static_data(request)))
+        events.append(Event(code, "STATICDATA", static_data(request)))
     if settings.TRACK_PAGES:
-        events.append(make_event(code, "PAGE", page_fields(request, href, settings)))
+        events.append(Event(code, "PAGE", page_fields(request, href, settings)))
     get_backend().send(events)
     return True
 
 
 def static_data(request: HttpRequest) -> dict[str, Any]:
     """STATICDATA fields from the User-Agent and Accept-Language headers; unknowns left out."""
-    info = useragent.parse(_header(request, "HTTP_USER_AGENT"))
-    return {
-        "browser": info.browser,
+    fields = dict(_user_agent_fields(_header(request, "HTTP_USER_AGENT")))
+    language = locale_language_tag(_header(request, "HTTP_ACCEPT_LANGUAGE"))
+    if language:
+        fields["localeLanguageTag"] = language
+    return fields
+
+
+@lru_cache(maxsize=useragent.CACHE_SIZE)
+def _user_agent_fields(user_agent: str) -> dict[str, Any]:
+    """The STATICDATA fields of one User-Agent, made once per distinct string (do not mutate)."""
+    info = useragent.parse(user_agent)
+    fields = {
+        "browser": clip(info.browser, NAME_LIMIT) if info.browser else None,
         "browserVersion": info.browser_version,
-        "os": info.os,
+        "os": clip(info.os, NAME_LIMIT) if info.os else None,
         "deviceType": info.device_type,
-        "localeLanguageTag": locale_language_tag(_header(request, "HTTP_ACCEPT_LANGUAGE")),
     }
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 def page_fields(request: HttpRequest, href: str, settings: Settings) -> dict[str, Any]:
@@ -206,13 +224,13 @@ def page_fields(request: HttpRequest, href: str, settings: Settings) -> dict[str
     Query parameters that look like secrets (``REDACT_QUERY_PARAMS``) are dropped from both
     URLs first: a password-reset token in a link must not end up in Kameleoon's reports.
     """
-    words = _derive(settings).redacted_words
+    words = settings.redacted_words
     referrer = _header(request, "HTTP_REFERER")
-    return {
-        "href": _redact(href, words),
-        "referrerHref": _redact(referrer, words) if referrer else None,
-        **request_state(request).page,
-    }
+    fields = {"href": clip(_redact(href, words), URL_LIMIT)}
+    if referrer:
+        fields["referrerHref"] = clip(_redact(referrer, words), URL_LIMIT)
+    fields.update(request_state(request).page)
+    return fields
 
 
 def _redact(url: str, words: frozenset[str]) -> str:
@@ -227,6 +245,7 @@ def _redact(url: str, words: frozenset[str]) -> str:
         return url.partition("?")[0]
 
 
+@lru_cache(maxsize=1024)
 def locale_language_tag(accept_language: str) -> str | None:
     """The first language of an Accept-Language header, if it is a plain language tag.
 
@@ -237,29 +256,6 @@ def locale_language_tag(accept_language: str) -> str | None:
     if len(tag) > MAX_LANGUAGE_TAG or not LANGUAGE_TAG_RE.fullmatch(tag):
         return None
     return tag
-
-
-class _Derived:
-    """What the middleware derives from one settings object, built once, not per request."""
-
-    __slots__ = ("excluded_paths", "redacted_words", "settings")
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.excluded_paths = settings.exclude_paths_re
-        self.redacted_words = settings.redacted_words
-
-
-_derived: _Derived | None = None
-
-
-def _derive(settings: Settings) -> _Derived:
-    """The derived values of these settings; rebuilt when the settings object changes."""
-    global _derived
-    derived = _derived
-    if derived is None or derived.settings is not settings:
-        derived = _derived = _Derived(settings)
-    return derived
 
 
 def _header(request: HttpRequest, key: str) -> str:

@@ -7,11 +7,13 @@ readable by scripts (not HttpOnly) and carries the same name. Anything that is n
 
 from __future__ import annotations
 
-import base64
 import os
+import time
+from functools import lru_cache
 from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
+from django.utils.http import http_date
 from django.utils.module_loading import import_string
 
 from django_kameleoon.conf import Settings, get_settings
@@ -34,8 +36,15 @@ class RequestState:
 
 
 def new_visitor_code() -> str:
-    """16 characters of ``[a-z2-7]`` (within ``[a-z0-9]``): 80 random bits from the OS CSPRNG."""
-    return base64.b32encode(os.urandom(10)).decode("ascii").lower()
+    """16 characters of ``[a-z2-7]`` (within ``[a-z0-9]``): 80 random bits from the OS CSPRNG.
+
+    Each random byte picks one of 32 letters by its low five bits: 256 is a multiple of 32,
+    so every letter is equally likely.
+    """
+    return os.urandom(16).translate(_CODE_LETTERS).decode("ascii")
+
+
+_CODE_LETTERS = bytes(b"abcdefghijklmnopqrstuvwxyz234567"[i % 32] for i in range(256))
 
 
 def request_state(request: HttpRequest) -> RequestState:
@@ -75,6 +84,12 @@ def _consent(request: HttpRequest, settings: Settings) -> bool:
     return bool(import_string(settings.CONSENT)(request))
 
 
+@lru_cache(maxsize=2)
+def _expires(now: int, max_age: int) -> str:
+    """The cookie's ``expires`` date, formatted once a second rather than once a response."""
+    return http_date(now + max_age)
+
+
 def set_visitor_cookie(request: HttpRequest, response: HttpResponseBase) -> None:
     """Store a newly made code on the visitor's browser, as the settings describe."""
     settings = get_settings()
@@ -83,6 +98,7 @@ def set_visitor_cookie(request: HttpRequest, response: HttpResponseBase) -> None
         settings.COOKIE_NAME,
         request_state(request).visitor_code,
         max_age=settings.COOKIE_MAX_AGE,
+        expires=_expires(int(time.time()), settings.COOKIE_MAX_AGE),
         path="/",
         domain=settings.COOKIE_DOMAIN,
         secure=request.is_secure() if secure is None else secure,

@@ -56,6 +56,7 @@ class ThreadedBackend(BaseBackend):
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[Event] = deque()
         self._thread: threading.Thread | None = None
+        self._running = False  # cleared by the sender thread itself as it ends
         self._delivery: Delivery | None = None
         self._stopping = False
         self._flushing = 0
@@ -70,8 +71,7 @@ class ThreadedBackend(BaseBackend):
     # -- the request path --------------------------------------------------------------------
 
     def send(self, events: Sequence[Event]) -> None:
-        if self._pid != os.getpid():
-            self._reset()
+        # No pid check here: the at-fork hook below resets a forked child before it runs.
         overflow: Sequence[Event] = ()
         with self._cond:
             room = self._max_queue - len(self._queue)
@@ -79,7 +79,7 @@ class ThreadedBackend(BaseBackend):
                 events, overflow = events[: max(room, 0)], events[max(room, 0) :]
             self._queue.extend(events)
             self._accepted += len(events)
-            if not self._sender_alive():
+            if not self._running:
                 self._start()
             elif len(self._queue) >= self._batch:
                 self._cond.notify()
@@ -109,6 +109,7 @@ class ThreadedBackend(BaseBackend):
         if self._thread is not None:
             logger.error("Kameleoon: the sender thread had stopped; starting it again")
         self._thread = threading.Thread(target=self._run, name="kameleoon-sender", daemon=True)
+        self._running = True
         self._thread.start()
 
     # -- the sender thread -------------------------------------------------------------------
@@ -133,6 +134,8 @@ class ThreadedBackend(BaseBackend):
             logger.debug("Kameleoon: sender thread error", exc_info=True)
         finally:
             with self._cond:
+                if self._thread is threading.current_thread():
+                    self._running = False
                 self._cond.notify_all()
 
     def _deliver(self, delivery: Delivery, batch: list[Event]) -> None:
