@@ -205,11 +205,11 @@ def test_retries_give_up_after_max_retries(
     kameleoon: Configure, data_api: DataApiServer, dropped: list[dict[str, Any]]
 ) -> None:
     kameleoon(MAX_RETRIES=2)
-    data_api.fail(503, times=3)
+    data_api.fail(500, times=3)
     django_kameleoon.track_conversion("visitor", 5)
     assert django_kameleoon.flush(10)
     assert len(data_api.requests) == 3 and data_api.events == []
-    assert dropped == [{"count": 1, "reason": "no success after 3 attempts (last: HTTP 503)"}]
+    assert dropped == [{"count": 1, "reason": "no success after 3 attempts (last: HTTP 500)"}]
 
 
 def test_a_full_queue_drops_new_events_and_counts_them(
@@ -249,3 +249,33 @@ def test_a_target_that_is_no_request_nor_code_raises(kameleoon: Configure, targe
         django_kameleoon.track_conversion(target, 1)
     with pytest.raises((TypeError, ValueError)):
         django_kameleoon.track(target, "PRODUCT", ean="1")
+
+
+def test_an_outage_is_waited_out_however_many_retries_it_takes(
+    kameleoon: Configure, data_api: DataApiServer, dropped: list[dict[str, Any]]
+) -> None:
+    """MAX_RETRIES bounds failures of a batch, not the length of an outage."""
+    kameleoon(MAX_RETRIES=1, RETRY_BACKOFF_MAX=0.1)
+    data_api.fail(503, times=3)
+    data_api.drop(times=2)
+    data_api.fail(429, times=2)
+    data_api.fail(502)
+    data_api.fail(504)
+    django_kameleoon.track_conversion("visitor", 5)
+    assert django_kameleoon.flush(10)
+    assert [e["goalId"] for e in data_api.events] == [5]
+    assert len(data_api.requests) == 10
+    assert dropped == []
+
+
+def test_an_api_down_for_longer_than_the_retries_still_gets_everything(
+    kameleoon: Configure, data_api: DataApiServer
+) -> None:
+    kameleoon(MAX_RETRIES=0, RETRY_BACKOFF_MAX=0.1)
+    data_api.stop()
+    for i in range(50):
+        django_kameleoon.track_conversion(f"v{i}", 5)
+    assert not django_kameleoon.flush(1.0)  # down for a second: nothing can arrive
+    data_api.start()
+    assert django_kameleoon.flush(10)
+    assert len(data_api.events) == 50

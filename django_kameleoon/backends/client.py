@@ -31,9 +31,12 @@ class Answer:
     verdict: Verdict
     reason: str
     retry_after: float | None = None
+    #: The API is unreachable or says it is unavailable, rather than failing this request.
+    outage: bool = False
 
 
 _RETRIED_STATUSES = frozenset({408, 425, 429})
+_OUTAGE_STATUSES = frozenset({429, 502, 503, 504})
 
 
 class DataApiClient:
@@ -67,9 +70,9 @@ class DataApiClient:
         try:
             response = self.session.post(self.url, params=self.params, data=body, timeout=limit)
         except requests.Timeout:
-            return Answer(Verdict.RETRY, f"no answer within {limit:g} s")
+            return Answer(Verdict.RETRY, f"no answer within {limit:g} s", outage=True)
         except requests.RequestException as exc:
-            return Answer(Verdict.RETRY, f"connection failed: {type(exc).__name__}")
+            return Answer(Verdict.RETRY, f"connection failed: {type(exc).__name__}", outage=True)
         status = response.status_code
         response.close()
         if 200 <= status < 300:
@@ -78,7 +81,8 @@ class DataApiClient:
             return Answer(Verdict.TOO_LARGE, "HTTP 413")
         if status >= 500 or status in _RETRIED_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            return Answer(Verdict.RETRY, f"HTTP {status}", retry_after)
+            outage = status in _OUTAGE_STATUSES
+            return Answer(Verdict.RETRY, f"HTTP {status}", retry_after, outage)
         return Answer(Verdict.DROP, f"HTTP {status}")
 
     def close(self) -> None:

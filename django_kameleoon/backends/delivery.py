@@ -111,8 +111,14 @@ class Delivery:
     def _send(
         self, batch: list[Event], encoded: list[bytes], deadline: Deadline, wait: Wait
     ) -> list[Event]:
-        """One body, retried until delivered, refused, out of retries, or out of time."""
-        attempt = 0
+        """One body, retried until delivered, refused, out of retries, or out of time.
+
+        An outage (no connection, no answer in time, 429, 502, 503, 504) is waited out for as
+        long as it lasts, with backoff: the events could still be delivered, and the queue's
+        bound already limits what waits meanwhile. ``MAX_RETRIES`` counts the other failures
+        (a 500, say), which may be this batch's own doing and must not block the queue.
+        """
+        failures = attempts = 0
         while True:
             until = _resolve(deadline)
             remaining = None if until is None else until - time.monotonic()
@@ -129,15 +135,16 @@ class Delivery:
             if answer.verdict is Verdict.DROP:
                 self.drop(batch, f"the Data API refused them ({answer.reason})")
                 return []
-            attempt += 1
-            if attempt > self.settings.MAX_RETRIES:
-                self.drop(batch, f"no success after {attempt} attempts (last: {answer.reason})")
+            failures += 1
+            attempts += 0 if answer.outage else 1
+            if attempts > self.settings.MAX_RETRIES:
+                self.drop(batch, f"no success after {failures} attempts (last: {answer.reason})")
                 return []
-            delay = self._backoff(attempt, answer)
+            delay = self._backoff(failures, answer)
             until = _resolve(deadline)
             if until is not None and time.monotonic() + delay >= until:
                 return batch
-            logger.info("Kameleoon: %s; retry %d in %.1f s", answer.reason, attempt, delay)
+            logger.info("Kameleoon: %s; retry %d in %.1f s", answer.reason, failures, delay)
             self.counters.retried += len(batch)
             if wait(delay):
                 return batch
