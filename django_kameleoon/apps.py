@@ -19,7 +19,9 @@ class KameleoonConfig(AppConfig):
         from django_kameleoon.goals import sync_goals
         from django_kameleoon.signals import conversion
 
-        conversion.connect(queue_conversion, dispatch_uid="django_kameleoon.queue_conversion")
+        conversion.connect(
+            queue_conversion, weak=False, dispatch_uid="django_kameleoon.queue_conversion"
+        )
         # Here rather than at import: the signals GOALS names live in other apps' modules,
         # which can only be imported once every app is loaded.
         sync_goals()

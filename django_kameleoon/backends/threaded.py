@@ -53,7 +53,9 @@ class ThreadedBackend(BaseBackend):
     def _reset(self) -> None:
         """Fresh state for this process: after a fork the parent's lock may be held forever."""
         self._pid = os.getpid()
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        # One lock for both: send() takes the bare lock, which costs less than the condition.
+        self._cond = threading.Condition(self._lock)
         self._queue: deque[Event] = deque()
         self._thread: threading.Thread | None = None
         self._running = False  # cleared by the sender thread itself as it ends
@@ -73,7 +75,7 @@ class ThreadedBackend(BaseBackend):
     def send(self, events: Sequence[Event]) -> None:
         # No pid check here: the at-fork hook below resets a forked child before it runs.
         overflow: Sequence[Event] = ()
-        with self._cond:
+        with self._lock:
             room = self._max_queue - len(self._queue)
             if len(events) > room:
                 events, overflow = events[: max(room, 0)], events[max(room, 0) :]
