@@ -1,0 +1,187 @@
+"""One event, one line: what the collector prints for each event and each violation.
+
+Visitors' text (titles, URLs, custom data) is escaped and cut here, so that every event stays
+one readable line on a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+#: Longest text shown for one value: an event line must stay one readable line.
+MAX_VALUE_WIDTH = 120
+
+Event = Mapping[str, Any]
+
+
+def clean(value: object, width: int = MAX_VALUE_WIDTH) -> str:
+    """Text safe for one terminal line: control characters escaped, long values cut.
+
+    Titles, URLs and custom data come from visitors, so a new line or an escape sequence in
+    them must not break the one-line-per-event layout or reach the terminal raw.
+    """
+    text = str(value)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def number(value: object) -> str:
+    """A number as a person writes it: ``5.5``, ``120`` (not ``120.0``), ``19.99``."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return clean(value)
+
+
+def compact_json(value: object) -> str:
+    """A JSON-typed field (metadata, valuesCountMap, index arrays) in its shortest form."""
+    return clean(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+
+
+def _joined(parts: Iterable[str | None], separator: str = "  ") -> str:
+    return separator.join(part for part in parts if part)
+
+
+def _field(event: Event, name: str, label: str | None = None) -> str | None:
+    """``label=value`` when the event has the field, else None (left out of the line)."""
+    if name not in event:
+        return None
+    value = event[name]
+    shown = compact_json(value) if isinstance(value, (dict, list)) else number(value)
+    return f"{label or name}={shown}"
+
+
+def describe_static(event: Event) -> str:
+    """``Chrome 120 / Windows / DESKTOP / fr``, then any screen size or visit count."""
+    browser = _joined(
+        [clean(event["browser"]) if "browser" in event else None, _version(event)], " "
+    )
+    device = [
+        browser,
+        *(clean(event[k]) for k in ("os", "deviceType", "localeLanguageTag") if k in event),
+    ]
+    extras = [
+        f"screen {number(event['screenWidth'])}x{number(event['screenHeight'])}"
+        if "screenWidth" in event and "screenHeight" in event
+        else None,
+        _field(event, "visitNumber", "visit"),
+        _field(event, "timeSincePreviousVisit", "since_ms"),
+        _field(event, "browserIndex"),
+        _field(event, "osIndex"),
+    ]
+    return _joined([" / ".join(part for part in device if part) or "(no details)", *extras])
+
+
+def _version(event: Event) -> str | None:
+    return number(event["browserVersion"]) if "browserVersion" in event else None
+
+
+def describe_page(event: Event) -> str:
+    """``https://… "Title"``, then the canonical URL, referrer and key pages when present."""
+    title = f'"{clean(event["title"])}"' if "title" in event else None
+    canonical = event.get("canonicalHref")
+    return _joined(
+        [
+            clean(event.get("href", "(no href)")),
+            title,
+            f"canonical={clean(canonical)}"
+            if canonical and canonical != event.get("href")
+            else None,
+            f"from {clean(event['referrerHref'])}" if "referrerHref" in event else None,
+            _field(event, "keyPageIndices", "key_pages"),
+            _field(event, "referrerIndices", "referrers"),
+        ]
+    )
+
+
+def describe_conversion(event: Event) -> str:
+    """``goal=7 revenue=5.5``, marked NEGATIVE when it takes a conversion back."""
+    return _joined(
+        [
+            _field(event, "goalId", "goal"),
+            _field(event, "revenue"),
+            "NEGATIVE" if event.get("negative") is True else None,
+            _field(event, "metadata"),
+        ],
+        " ",
+    )
+
+
+def describe_weather(event: Event) -> str:
+    """The seed's units: Kelvin, percent, hPa, m/s, UNIX milliseconds."""
+    parts = [
+        f"{number(event['temperature'])} K" if "temperature" in event else None,
+        f"humidity {number(event['humidity'])}%" if "humidity" in event else None,
+        f"{number(event['pressure'])} hPa" if "pressure" in event else None,
+        f"wind {number(event['windSpeed'])} m/s" if "windSpeed" in event else None,
+        f"clouds {number(event['cloudiness'])}%" if "cloudiness" in event else None,
+        _field(event, "sunriseTime", "sunrise"),
+        _field(event, "sunsetTime", "sunset"),
+        f'"{clean(event["weatherCode"])}"' if "weatherCode" in event else None,
+    ]
+    return _joined(parts, " ")
+
+
+def describe_geolocation(event: Event) -> str:
+    """``Paris, Île-de-France, 75001, France (48.85, 2.35)``."""
+    place = ", ".join(
+        clean(event[k]) for k in ("city", "region", "postalCode", "country") if k in event
+    )
+    if "latitude" in event or "longitude" in event:
+        where = f"({number(event.get('latitude', '?'))}, {number(event.get('longitude', '?'))})"
+        place = _joined([place, where], " ")
+    return place or "(no details)"
+
+
+def _fields(*names: tuple[str, str]) -> Callable[[Event], str]:
+    """A describer that shows the given fields as ``label=value``, in order."""
+
+    def describe(event: Event) -> str:
+        return _joined([_field(event, name, label) for name, label in names], " ")
+
+    return describe
+
+
+_COMMON = ("visitorCode", "nonce", "eventType")
+
+
+def describe_other(event: Event) -> str:
+    """Every field but the common ones: for an event type this module does not know."""
+    return _joined([_field(event, name) for name in event if name not in _COMMON], " ")
+
+
+DESCRIBERS: dict[str, Callable[[Event], str]] = {
+    "STATICDATA": describe_static,
+    "PAGE": describe_page,
+    "CONVERSION": describe_conversion,
+    "TARGETINGSEGMENT": _fields(("id", "segment")),
+    "EXPERIMENT": _fields(("id", "experiment"), ("variationId", "variation")),
+    "PERSONALIZATION": _fields(
+        ("id", "personalization"), ("variationId", "variation"), ("unexpositionCause", "cause")
+    ),
+    "WEATHER": describe_weather,
+    "CUSTOMDATA": _fields(
+        ("index", "index"),
+        ("valuesCountMap", "values"),
+        ("mappingIdentifier", "mapping_identifier"),
+        ("overwrite", "overwrite"),
+    ),
+    "PRODUCT": _fields(("ean", "ean")),
+    "GEOLOCATION": describe_geolocation,
+}
+
+
+def format_event(event: Event) -> str:
+    """One accepted event as one line: type, visitor code, then the fields that matter."""
+    event_type = clean(event.get("eventType", "?"), 20)
+    describe = DESCRIBERS.get(str(event.get("eventType")), describe_other)
+    visitor = clean(event.get("visitorCode", "?"), 100)
+    return f"{event_type:<10} v={visitor}  {describe(event)}".rstrip()
+
+
+def format_violation(text: str) -> str:
+    """A broken rule, loud enough to notice among the event lines (it goes to stderr)."""
+    return f"!! VIOLATION: {clean(text, 1000)}"
