@@ -90,7 +90,7 @@ def step(name: str, value: Any) -> Any:
 
 
 def strict_api_check() -> str:
-    """Send a sample of the benchmark's traffic to the strict local Data API (django_kameleoon.testing).
+    """Send a sample of the benchmark's traffic to the strict local Data API (``testing``).
 
     The figures use a fast sink that only counts; this shows that what the benchmarked
     configuration sends is what the API accepts, event for event.
