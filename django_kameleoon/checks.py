@@ -5,7 +5,8 @@
 - ``W002`` the middleware is listed after one that answers pages without it (cache, flatpages);
 - ``W003`` the middleware is listed before ``ConditionalGetMiddleware``;
 - ``W004`` a Django templates backend lacks the ``request`` context processor the tags need;
-- ``E002`` running under uWSGI without threads, where the sender thread never runs.
+- ``E002`` running under uWSGI older than 2.0.27 without threads, where the sender thread runs
+  only while a request is served and at exit.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from django_kameleoon.conf import settings_problems
 
 __all__ = [
     "MIDDLEWARE_PATH",
+    "THREADS_ALWAYS_ON",
     "check_context_processor",
     "check_middleware",
     "check_settings",
@@ -33,6 +35,8 @@ MIDDLEWARE_PATH = "django_kameleoon.middleware.KameleoonMiddleware"
 REQUEST_PROCESSOR = "django.template.context_processors.request"
 DJANGO_TEMPLATES = "django.template.backends.django.DjangoTemplates"
 CONDITIONAL_GET = "django.middleware.http.ConditionalGetMiddleware"
+#: From this version on, uWSGI always runs Python threads: ``--enable-threads`` changes nothing.
+THREADS_ALWAYS_ON = (2, 0, 27)
 
 _FETCH_REASON = (
     "it answers cache hits itself, so pages served from the cache would never be tracked"
@@ -134,7 +138,7 @@ def check_context_processor(app_configs: Any = None, **kwargs: Any) -> list[Chec
 
 @register()
 def check_uwsgi_threads(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Under uWSGI without threads, the sender thread never runs and every event is lost."""
+    """Under uWSGI < 2.0.27 without threads, the sender thread is starved between requests."""
     problem = uwsgi_threads_problem()
     if problem is None:
         return []
@@ -142,7 +146,7 @@ def check_uwsgi_threads(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
         Error(
             problem,
             hint="Start uWSGI with --enable-threads (enable-threads = true in its ini file), "
-            "or with --threads N.",
+            "or with --threads N, or upgrade to uWSGI 2.0.27 or later.",
             id="django_kameleoon.E002",
         )
     ]
@@ -158,13 +162,24 @@ def uwsgi_threads_problem() -> str | None:
         uwsgi = importlib.import_module("uwsgi")
     except ImportError:
         return None
+    if _version(uwsgi) >= THREADS_ALWAYS_ON:
+        return None
     options = getattr(uwsgi, "opt", None) or {}
     if _option_on(options.get("enable-threads")) or _thread_count(options.get("threads")) > 0:
         return None
     return (
-        "uWSGI runs without threads (no --enable-threads): Kameleoon's sender thread cannot "
-        "run, so events are never delivered."
+        "uWSGI runs without Python threads (no --enable-threads): Kameleoon's sender thread "
+        "gets to run only while a worker serves a request and when it exits, so events wait "
+        "in memory, and a worker that is killed loses them."
     )
+
+
+def _version(uwsgi: Any) -> tuple[int, ...]:
+    """uWSGI's ``(major, minor, patch)``; empty when it does not say."""
+    info = getattr(uwsgi, "version_info", None)
+    if not isinstance(info, tuple) or not all(isinstance(n, int) for n in info[:3]):
+        return ()
+    return info[:3]
 
 
 def _last(value: Any) -> Any:

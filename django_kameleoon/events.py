@@ -28,6 +28,7 @@ __all__ = [
     "clip",
     "make_event",
     "new_nonce",
+    "reseed_nonces",
     "validate_visitor_code",
 ]
 
@@ -165,8 +166,19 @@ def new_nonce() -> str:
 
 _nonce_source = random.Random()
 _random_bits = _nonce_source.getrandbits
+
+
+def reseed_nonces() -> None:
+    """Reseed the nonce source from the OS: a forked child must not repeat its parent's nonces.
+
+    Runs after every ``os.fork()``; ``workers.after_fork_in_child`` runs it where a server
+    forks without Python's at-fork handlers (uWSGI).
+    """
+    _nonce_source.seed()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_nonce_source.seed)
+    os.register_at_fork(after_in_child=reseed_nonces)
 
 
 class Event:

@@ -19,6 +19,23 @@ Celery's main process. Two common servers end their processes without ``atexit``
 
       application = deliver_on_shutdown(get_asgi_application())
 
+**uWSGI** runs ``atexit`` in a worker that exits or is recycled (SIGINT, SIGQUIT, SIGTERM with
+``--die-on-term``, a reload, ``--max-requests``), except one stopped in the middle of a
+request, which skips every exit hook (a graceful stop lets it finish first). It needs two hooks
+that the app installs on the ``uwsgi`` module in ``AppConfig.ready`` (:func:`connect`), chained
+to any already there:
+
+- ``uwsgi.post_fork_hook``: uWSGI forks its workers in C, so the handlers registered with
+  ``os.register_at_fork`` do not run (unless ``--py-call-osafterfork``). Without the hook,
+  every worker forked from one master would draw the same nonces, and the Data API drops an
+  event whose nonce it has seen: :func:`after_fork_in_child` does what they do.
+- ``uwsgi.atexit``: with ``--skip-atexit-teardown``, uWSGI skips the interpreter teardown
+  that runs ``atexit``, but still calls ``uwsgi.atexit``, which delivers the queue.
+
+Code that later *replaces* either attribute without calling the one it found (importing
+``uwsgidecorators`` after Django is set up does, for ``post_fork_hook``) undoes this; import
+it before ``get_wsgi_application()``, or run uWSGI with ``--lazy-apps``.
+
 For any other lifecycle (a custom process manager, gunicorn's ``worker_exit`` hook, a
 long-running management command), call :func:`deliver_pending` where the process stops.
 
@@ -34,7 +51,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["connect", "deliver_on_shutdown", "deliver_pending"]
+__all__ = ["after_fork_in_child", "connect", "deliver_on_shutdown", "deliver_pending"]
 
 logger = logging.getLogger("django_kameleoon")
 
@@ -59,11 +76,31 @@ def deliver_pending(timeout: float | None = None, **kwargs: Any) -> None:
     reset_backend(timeout)
 
 
-def connect() -> None:
-    """Connect :func:`deliver_pending` to the worker signals of the task queues installed.
+def after_fork_in_child() -> None:
+    """Do in a forked child what this package's ``os.register_at_fork`` handlers do.
 
-    Called from ``AppConfig.ready``; does nothing when Celery is not installed.
+    For children forked without them (uWSGI's workers): draw nonces of its own, and forget the
+    queues inherited from the parent, which still delivers them.
     """
+    from django_kameleoon.backends.threaded import forget_parent_queues
+    from django_kameleoon.events import reseed_nonces
+
+    reseed_nonces()
+    forget_parent_queues()
+
+
+def connect() -> None:
+    """Hook into the lifecycle of the worker processes of the servers and task queues installed.
+
+    Called from ``AppConfig.ready``: connects :func:`deliver_pending` to Celery's worker
+    signals when Celery is installed, and chains the uWSGI hooks when running under uWSGI.
+    Connecting again changes nothing.
+    """
+    _connect_celery()
+    _connect_uwsgi()
+
+
+def _connect_celery() -> None:
     try:
         signals = importlib.import_module("celery.signals")
     except ImportError:
@@ -76,6 +113,40 @@ def connect() -> None:
 def _celery_child_stops(**kwargs: Any) -> None:
     # The child exits through os._exit() right after this: atexit will not run.
     deliver_pending()
+
+
+#: Set on the hooks chained onto the ``uwsgi`` module, so that they are chained only once.
+_CHAINED = "_django_kameleoon"
+
+
+def _connect_uwsgi() -> None:
+    try:
+        uwsgi = importlib.import_module("uwsgi")  # exists only inside uWSGI's processes
+    except ImportError:
+        return
+    # Ours first after a fork, before anything else can track an event; last at exit, after
+    # the site's own hook, which may track one.
+    _chain(uwsgi, "post_fork_hook", after_fork_in_child, ours_first=True)
+    _chain(uwsgi, "atexit", deliver_pending, ours_first=False)
+
+
+def _chain(module: Any, name: str, ours: Callable[[], None], *, ours_first: bool) -> None:
+    """Set ``module.name`` to a hook that calls ``ours`` and the hook already there, if any."""
+    found: Callable[[], None] | None = getattr(module, name, None)
+    if getattr(found, _CHAINED, False):
+        return
+    first, then = (ours, found) if ours_first else (found, ours)
+
+    def hook() -> None:
+        try:
+            if first is not None:
+                first()
+        finally:
+            if then is not None:
+                then()
+
+    setattr(hook, _CHAINED, True)
+    setattr(module, name, hook)
 
 
 def deliver_on_shutdown(application: ASGIApp) -> ASGIApp:

@@ -207,6 +207,23 @@ def test_uwsgi_with_threads_passes(fake_uwsgi: SimpleNamespace, options: dict[st
     assert checks.check_uwsgi_threads() == []
 
 
+@pytest.mark.parametrize(
+    ("version_info", "problem"),
+    [
+        ((2, 0, 26, 0, ""), True),
+        ((2, 0, 27, 0, ""), False),  # threads always on: --enable-threads changes nothing
+        ((2, 1, 0, 0, ""), False),
+        (("2", "0", "31"), True),  # not what uWSGI gives: the options decide
+        (None, True),
+    ],
+)
+def test_uwsgi_from_2_0_27_always_runs_threads(
+    fake_uwsgi: SimpleNamespace, version_info: Any, problem: bool
+) -> None:
+    fake_uwsgi.version_info = version_info
+    assert (checks.uwsgi_threads_problem() is not None) is problem
+
+
 def test_uwsgi_module_without_opt(fake_uwsgi: SimpleNamespace) -> None:
     del fake_uwsgi.opt
     assert ids(checks.check_uwsgi_threads()) == ["django_kameleoon.E002"]

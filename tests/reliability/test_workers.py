@@ -1,13 +1,18 @@
 """The lifecycle hooks of ``django_kameleoon.workers``, in process (the real servers that need
-them are in ``test_servers.py`` and ``test_celery.py``).
+them are in ``test_servers.py``, ``test_uwsgi.py`` and ``test_celery.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 import django_kameleoon
+from django_kameleoon import events, workers
 from django_kameleoon.backends import get_backend
 from django_kameleoon.testing import DataApiServer
 from django_kameleoon.workers import deliver_on_shutdown
@@ -48,3 +53,57 @@ def test_lifespan_shutdown_delivers_the_queue(
     # A fresh backend takes any event tracked afterwards.
     django_kameleoon.track_conversion("after", 12)
     assert get_backend().stats()["queued"] == 1
+
+
+@pytest.fixture
+def fake_uwsgi(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
+    """The ``uwsgi`` module as a site may have left it: with hooks of its own already set."""
+    calls: list[str] = []
+    module = SimpleNamespace(
+        calls=calls,
+        post_fork_hook=lambda: calls.append("site post_fork_hook"),
+        atexit=lambda: calls.append("site atexit"),
+    )
+    monkeypatch.setitem(sys.modules, "uwsgi", module)
+    return module
+
+
+def test_uwsgi_hooks_are_chained_to_the_sites_once(
+    fake_uwsgi: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(workers, "after_fork_in_child", lambda: fake_uwsgi.calls.append("fork"))
+    monkeypatch.setattr(workers, "deliver_pending", lambda: fake_uwsgi.calls.append("deliver"))
+    workers.connect()
+    workers.connect()  # AppConfig.ready may run again (tests do it): nothing is chained twice
+    fake_uwsgi.post_fork_hook()
+    fake_uwsgi.atexit()
+    # Ours first after a fork, before site code can track; last at exit, after site code did.
+    assert fake_uwsgi.calls == ["fork", "site post_fork_hook", "site atexit", "deliver"]
+
+
+def test_uwsgi_atexit_delivers_the_queue(
+    kameleoon: Configure, data_api: DataApiServer, fake_uwsgi: SimpleNamespace
+) -> None:
+    """Under ``--skip-atexit-teardown`` uWSGI calls ``uwsgi.atexit`` but not Python's atexit."""
+    kameleoon(FLUSH_INTERVAL=60.0)
+    del fake_uwsgi.atexit
+    workers.connect()
+    django_kameleoon.track_conversion("at-uwsgi-exit", 12)
+    assert data_api.events == []
+    fake_uwsgi.atexit()
+    assert [e["visitorCode"] for e in data_api.events] == ["at-uwsgi-exit"]
+
+
+def test_after_fork_in_child_reseeds_nonces_and_forgets_the_parents_queue(
+    kameleoon: Configure,
+) -> None:
+    """What uWSGI's workers need: they are forked without Python's at-fork handlers."""
+    kameleoon(FLUSH_INTERVAL=60.0)
+    django_kameleoon.track_conversion("parent", 12)
+    assert get_backend().stats()["queued"] == 1
+    state = events._nonce_source.getstate()
+    inherited = events.new_nonce()  # what a child forked now would draw without the hook
+    events._nonce_source.setstate(state)
+    workers.after_fork_in_child()
+    assert events.new_nonce() != inherited
+    assert get_backend().stats()["queued"] == 0, "the parent delivers its own queue"

@@ -1,0 +1,270 @@
+"""Real uWSGI processes (``--master --processes 2``) serving the test site over HTTP: after a
+burst of page views and a stop, every PAGE and STATICDATA event reaches the Data API exactly
+once. ``FLUSH_INTERVAL`` is a minute, so what arrives was delivered as the workers exited.
+
+How uWSGI 2.0 ends its workers (read in its source, and seen here):
+
+- SIGINT and SIGQUIT stop uWSGI: the master sends its workers SIGINT, and each leaves through
+  C ``exit()``. SIGTERM does the same with ``--die-on-term``, or waits for requests in flight
+  with the ``gracefully_kill_them_all`` hook; without either, uWSGI 2.0 takes SIGTERM as a
+  *reload*: the workers exit and are replaced, and the master keeps running.
+- At that ``exit()`` (and when ``--max-requests`` recycles a worker) uWSGI calls
+  ``uwsgi.atexit``, then tears the interpreter down, which runs Python's ``atexit``: either
+  delivers the queue. ``--skip-atexit-teardown`` skips the teardown, so only the
+  ``uwsgi.atexit`` hook the app chains (``workers.connect``) delivers. uWSGI calls neither in a
+  worker stopped in the middle of a request, and ``--skip-atexit`` makes workers ``_exit()`` at
+  once: their queues are lost.
+- uWSGI forks its workers in C, without Python's at-fork handlers: the app's
+  ``uwsgi.post_fork_hook`` reseeds the nonces, else both workers draw the same ones and the
+  Data API drops half the events as duplicates (the tests without ``--lazy-apps``).
+- From 2.0.27 on, Python threads are always on and ``--enable-threads`` changes nothing.
+
+``KAMELEOON_TEST_UWSGI`` names another uWSGI binary to run these against (an older one, say).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from django_kameleoon.checks import THREADS_ALWAYS_ON
+from django_kameleoon.testing import DataApiServer
+from tests.reliability.helpers import wait_until
+from tests.reliability.processes import Process, serve, wait_until_answering
+from tests.reliability.test_servers import (
+    SECRET_PAGE,
+    View,
+    assert_each_view_arrived_once,
+    assert_no_loss_reported,
+    burst,
+    view_page,
+)
+from tests.reliability.testsite.wsgi_slow import STARTED
+
+UWSGI = os.environ.get("KAMELEOON_TEST_UWSGI") or shutil.which(
+    "uwsgi", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(UWSGI is None, reason="uWSGI is not installed")]
+
+#: What the app logs at start-up when uWSGI runs without threads (``checks.E002``).
+NO_THREADS = "uWSGI runs without Python threads"
+#: uWSGI's request log line: ``[pid: 123|app: 0|req: 4/7] 127.0.0.1 () {...} [...] GET /plain/``.
+REQUEST_LOG = re.compile(r"^\[pid: (\d+)\|.*\] (?:GET|HEAD) /(?:plain|page)/", re.MULTILINE)
+
+
+@functools.cache
+def uwsgi_version() -> tuple[int, ...]:
+    assert UWSGI is not None
+    out = subprocess.run(
+        [UWSGI, "--version"], capture_output=True, text=True, timeout=10, check=True
+    ).stdout
+    return tuple(int(n) for n in re.findall(r"\d+", out)[:3])
+
+
+def uwsgi(*options: str, app: str = "wsgi") -> Callable[[int], list[str]]:
+    """uWSGI serving the test site's WSGI app on the socket we bound, with two worker processes."""
+
+    def argv(fd: int) -> list[str]:
+        assert UWSGI is not None
+        venv = [f"--virtualenv={sys.prefix}"] if sys.prefix != sys.base_prefix else []
+        return [
+            UWSGI,
+            "--strict",  # an option this uWSGI does not know fails the test, not ignored
+            f"--http-socket=fd://{fd}",
+            f"--module=tests.reliability.testsite.{app}:application",
+            *venv,
+            "--need-app",
+            "--master",
+            "--processes=2",
+            "--worker-reload-mercy=10",
+            *options,
+        ]
+
+    return argv
+
+
+def burst_from(base_url: str, first: int, count: int) -> list[View]:
+    """Like ``burst``, with visitors of their own: numbered from ``first`` on."""
+    with ThreadPoolExecutor(8) as pool:
+        return list(
+            pool.map(view_page, [base_url + "/plain/"] * count, range(first, first + count))
+        )
+
+
+def wait_until_idle(process: Process, views: list[View]) -> None:
+    """Wait until uWSGI has logged every page view, and so counts no worker busy with one.
+
+    A client has its answer a little before that, and a worker stopped while uWSGI counts it
+    busy skips every exit hook: SIGINT, SIGQUIT or ``--die-on-term`` right after a burst would
+    lose its queue now and then (see the test of stops in the middle of requests).
+    """
+    wait_until(
+        lambda: len(REQUEST_LOG.findall(process.output())) >= len(views),
+        "uWSGI to log every page view",
+    )
+
+
+def served_by(process: Process) -> set[str]:
+    """The pids of the workers that served a tracked page, from uWSGI's request log."""
+    return set(REQUEST_LOG.findall(process.output()))
+
+
+#: SIGTERM as a graceful shutdown, through uWSGI's ``unix_signal`` hook: each worker finishes
+#: the request in hand, then exits (uWSGI 2.0 has no option for it).
+GRACEFUL_SIGTERM = "--hook-master-start=unix_signal:15 gracefully_kill_them_all"
+
+
+@pytest.mark.parametrize(
+    ("options", "sig"),
+    [
+        pytest.param(["--enable-threads"], signal.SIGINT, id="enable-threads"),
+        pytest.param(["--enable-threads", "--lazy-apps"], signal.SIGQUIT, id="lazy-apps"),
+        pytest.param(["--threads=2", "--die-on-term"], signal.SIGTERM, id="2-threads"),
+        pytest.param(
+            ["--threads=2", "--lazy-apps", GRACEFUL_SIGTERM],
+            signal.SIGTERM,
+            id="2-threads-lazy-apps-graceful",
+            marks=pytest.mark.skipif(
+                UWSGI is not None and uwsgi_version() < (2, 0, 27),
+                reason="before 2.0.27, threaded workers ignore a graceful stop until "
+                "--worker-reload-mercy runs out and they are killed, queues and all",
+            ),
+        ),
+        # Python's atexit never runs: the uwsgi.atexit hook that the app chains delivers.
+        pytest.param(
+            ["--enable-threads", "--skip-atexit-teardown"],
+            signal.SIGINT,
+            id="skip-atexit-teardown",
+        ),
+    ],
+)
+def test_uwsgi_delivers_every_page_view_once_at_shutdown(
+    data_api: DataApiServer, tmp_path: Path, options: list[str], sig: int
+) -> None:
+    with serve(uwsgi(*options), {"DATA_API_URL": data_api.url}, tmp_path / "log") as server:
+        views = burst(server.url, ["/plain/", SECRET_PAGE])
+        assert data_api.events == [], "nothing is sent before exit (FLUSH_INTERVAL is 60 s)"
+        wait_until_idle(server, views)
+        elapsed = server.stop(sig, timeout=15)
+    assert len(served_by(server)) == 2, "both workers served pages"
+    assert_each_view_arrived_once(data_api, views)
+    assert_no_loss_reported(server)
+    assert NO_THREADS not in server.output()
+    assert elapsed < 10, f"uWSGI took {elapsed:.1f} s to stop"
+
+
+@pytest.mark.parametrize(
+    ("stop", "delivered"),
+    [
+        pytest.param(GRACEFUL_SIGTERM, True, id="graceful"),
+        pytest.param("--die-on-term", False, id="die-on-term"),
+    ],
+)
+def test_uwsgi_stopped_in_the_middle_of_requests_delivers_only_if_graceful(
+    data_api: DataApiServer, tmp_path: Path, stop: str, delivered: bool
+) -> None:
+    """A worker stopped while it serves a request skips every exit hook (``uwsgi.atexit`` and
+    the teardown that runs ``atexit``), so SIGINT, SIGQUIT and SIGTERM with ``--die-on-term``
+    lose the whole queue of each busy worker. A graceful stop lets it finish, then deliver.
+    """
+    command = uwsgi("--enable-threads", stop, app="wsgi_slow")
+    with serve(command, {"DATA_API_URL": data_api.url}, tmp_path / "log") as server:
+        views = burst(server.url, ["/plain/"], count=40)
+        with ThreadPoolExecutor(2) as pool:  # one slow request for each worker
+            slow = [pool.submit(requests.get, server.url + "/slow/", timeout=15) for _ in "ab"]
+            wait_until(lambda: server.output().count(STARTED) == 2, "both workers busy")
+            wait_until_idle(server, views)
+            server.stop(signal.SIGTERM, timeout=15)
+            answers = [f.exception() or f.result().status_code for f in slow]
+    if delivered:
+        assert answers == [200, 200], "both requests were served to the end"
+        assert_each_view_arrived_once(data_api, views)
+        assert_no_loss_reported(server)
+    else:
+        assert all(isinstance(a, requests.ConnectionError) for a in answers), answers
+        assert data_api.events == [], "the workers exited without a word: nothing delivered"
+
+
+@pytest.mark.skipif(
+    UWSGI is None or uwsgi_version() >= (2, 1), reason="uWSGI 2.0 reloads on SIGTERM"
+)
+def test_uwsgi_sigterm_without_die_on_term_reloads_and_the_old_workers_deliver(
+    data_api: DataApiServer, tmp_path: Path
+) -> None:
+    """Where ``docker stop`` lands without ``--die-on-term``: nothing is lost, nothing stops."""
+    with serve(
+        uwsgi("--enable-threads"), {"DATA_API_URL": data_api.url}, tmp_path / "log"
+    ) as server:
+        views = burst(server.url, ["/plain/"], count=40)
+        wait_until_idle(server, views)
+        server.popen.send_signal(signal.SIGTERM)
+        data_api.wait_for_events(2 * len(views), timeout=10)
+        wait_until_answering(server, "/api/data.json", timeout=15)
+        assert server.popen.poll() is None, "the master is still running"
+        views += burst_from(server.url, len(views), count=40)
+        wait_until_idle(server, views)
+        server.stop(signal.SIGINT, timeout=15)
+    assert_each_view_arrived_once(data_api, views)
+    assert_no_loss_reported(server)
+
+
+def test_uwsgi_workers_recycled_by_max_requests_deliver_as_they_go(
+    data_api: DataApiServer, tmp_path: Path
+) -> None:
+    options = uwsgi(
+        "--enable-threads",
+        "--max-requests=20",
+        "--min-worker-lifetime=0",  # else a worker must have lived 10 s to be recycled
+    )
+    with serve(options, {"DATA_API_URL": data_api.url}, tmp_path / "log") as server:
+        views = burst(server.url, ["/plain/"], count=60)
+        # No worker serves more than 20 requests, so at least 60 - 2 * 19 of the views were
+        # made by workers already recycled: their events arrive without any signal.
+        data_api.wait_for_events(2 * (60 - 2 * 19), timeout=15)
+        wait_until_idle(server, views)
+        server.stop(signal.SIGINT, timeout=15)
+    assert server.output().count("The work of process") >= 2
+    assert_each_view_arrived_once(data_api, views)
+    assert_no_loss_reported(server)
+
+
+def test_uwsgi_without_enable_threads_warns_before_2_0_27_where_events_wait_for_the_exit(
+    data_api: DataApiServer, tmp_path: Path
+) -> None:
+    """Without ``--enable-threads``, uWSGI before 2.0.27 holds the GIL while a worker waits
+    for requests: the sender thread runs only while a request is served and at exit, so the
+    app logs E002 at start-up, events wait in memory, and a graceful stop still delivers them
+    (a killed worker would lose them). From 2.0.27 threads are always on: no E002, and events
+    are delivered while the site runs, as with ``--enable-threads``.
+    """
+    settings = {"DATA_API_URL": data_api.url, "FLUSH_INTERVAL": 1.0}
+    threads_on = uwsgi_version() >= THREADS_ALWAYS_ON
+    with serve(uwsgi(), settings, tmp_path / "log") as server:
+        views = burst(server.url, ["/plain/"], count=40)
+        if threads_on:
+            data_api.wait_for_events(2 * len(views), timeout=10)
+        else:
+            time.sleep(2.5)  # two FLUSH_INTERVALs after the burst, with the workers idle
+            assert len(data_api.events) < 2 * len(views), "the sender starves while idle"
+        wait_until_idle(server, views)
+        server.stop(signal.SIGINT, timeout=15)
+    assert_each_view_arrived_once(data_api, views)
+    if threads_on:
+        assert NO_THREADS not in server.output()
+        assert_no_loss_reported(server)
+    else:
+        assert NO_THREADS in server.output()
+        assert "could not be delivered" not in server.output()
