@@ -70,14 +70,17 @@ class ThreadedBackend(BaseBackend):
         self._overflow_logged_at = -OVERFLOW_LOG_INTERVAL
         self.counters = Counters()
 
+    def _forked(self) -> None:
+        """In a child the at-fork hooks missed (ours below; ``workers.after_fork_in_child``
+        under uWSGI): the pid check, at ~0.2 µs a call, catches it and does their work."""
+        reseed_nonces()
+        self._reset()
+
     # -- the request path --------------------------------------------------------------------
 
     def send(self, events: Sequence[Event]) -> None:
         if self._pid != os.getpid():
-            # The at-fork hooks (ours below, workers.after_fork_in_child under uWSGI) normally
-            # did this already; the pid check catches a child forked past them, at ~0.2 µs.
-            reseed_nonces()
-            self._reset()
+            self._forked()
         overflow: Sequence[Event] = ()
         with self._lock:
             room = self._max_queue - len(self._queue)
@@ -204,7 +207,7 @@ class ThreadedBackend(BaseBackend):
 
     def flush(self, timeout: float | None = None) -> bool:
         if self._pid != os.getpid():
-            self._reset()
+            self._forked()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             target = self._accepted
