@@ -7,18 +7,25 @@ than in the sender thread later; nothing is queued for a call that raises.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from django.http import HttpRequest
 
-from django_kameleoon import signals
+from django_kameleoon import signals, visitor
 from django_kameleoon.backends import get_backend
 from django_kameleoon.events import Event, make_event
-from django_kameleoon.visitor import get_visitor_code, has_consent
+from django_kameleoon.visitor import has_consent
 
 __all__ = ["flush", "get_visitor_code", "queue_conversion", "track", "track_conversion"]
 
-Target = HttpRequest | str
+
+class WrappedRequest(Protocol):
+    """A request object that wraps Django's, as Django REST framework's ``Request`` does."""
+
+    _request: HttpRequest
+
+
+Target = HttpRequest | WrappedRequest | str
 
 #: Stands in for the visitor code of a visitor who did not consent, so that bad arguments
 #: still raise at the call even though nothing will be sent.
@@ -30,13 +37,26 @@ def _visitor(target: Target) -> tuple[str | None, HttpRequest | None]:
 
     A code given directly is checked by ``make_event``, with everything else.
     """
-    if isinstance(target, HttpRequest):
-        return (get_visitor_code(target) if has_consent(target) else None), target
-    if not isinstance(target, str):
+    if isinstance(target, str):
+        return target, None
+    request = _http_request(target)
+    return (visitor.get_visitor_code(request) if has_consent(request) else None), request
+
+
+def _http_request(target: Any) -> HttpRequest:
+    """The ``HttpRequest`` itself, also behind Django REST framework's ``Request``, which
+    wraps it as ``_request``: the visitor's state must live where the middleware finds it."""
+    request = target if isinstance(target, HttpRequest) else getattr(target, "_request", None)
+    if not isinstance(request, HttpRequest):
         raise TypeError(
             f"target must be an HttpRequest or a visitor code, not {type(target).__name__}"
         )
-    return target, None
+    return request
+
+
+def get_visitor_code(request: HttpRequest | WrappedRequest) -> str:
+    """The visitor code of this request: the same value for the whole request."""
+    return visitor.get_visitor_code(_http_request(request))
 
 
 def track(target: Target, event_type: str, **fields: Any) -> Event | None:

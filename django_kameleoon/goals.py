@@ -64,11 +64,11 @@ def goal_receiver(goal_id: int) -> Receiver:
 def _target(kwargs: Mapping[str, Any]) -> HttpRequest | str | None:
     """The request (so consent applies), else an explicit visitor code, else None.
 
-    Django REST framework's ``Request`` wraps the ``HttpRequest`` as ``_request``.
+    Django REST framework's ``Request`` wraps the ``HttpRequest`` as ``_request``;
+    ``track_conversion`` takes either.
     """
     request = kwargs.get("request")
-    request = getattr(request, "_request", request)
-    if isinstance(request, HttpRequest):
+    if isinstance(getattr(request, "_request", request), HttpRequest):
         return request
     code = kwargs.get("visitor_code")
     return code if isinstance(code, str) else None

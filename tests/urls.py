@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from tests import views
+from tests import drf_views, views
 
 urlpatterns = [
+    path("drf/checkout/", drf_views.Checkout.as_view()),
     path("page/", views.page),
     path("long-title/", views.long_title),
     path("plain/", views.plain),
