@@ -76,6 +76,13 @@ class Settings:
     REDACT_QUERY_PARAMS: tuple[str, ...] = DEFAULT_REDACTED_WORDS
 
     @cached_property
+    def consent_check(self) -> Callable[[Any], Any] | None:
+        """The ``CONSENT`` callable, imported once rather than on every request."""
+        from django.utils.module_loading import import_string
+
+        return None if self.CONSENT is None else import_string(self.CONSENT)
+
+    @cached_property
     def redacted_words(self) -> frozenset[str]:
         """``REDACT_QUERY_PARAMS`` lower-cased, ready for ``redaction.redact_url``."""
         return frozenset(word.lower() for word in self.REDACT_QUERY_PARAMS)

@@ -14,7 +14,6 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.http import http_date
-from django.utils.module_loading import import_string
 
 from django_kameleoon.conf import Settings, get_settings
 from django_kameleoon.events import VISITOR_CODE_RE
@@ -79,9 +78,8 @@ def _consent(request: HttpRequest, settings: Settings) -> bool:
         return False
     if settings.RESPECT_DNT and meta.get("HTTP_DNT", "").strip() == "1":
         return False
-    if settings.CONSENT is None:
-        return True
-    return bool(import_string(settings.CONSENT)(request))
+    check = settings.consent_check
+    return True if check is None else bool(check(request))
 
 
 @lru_cache(maxsize=2)
