@@ -16,6 +16,12 @@ SITE_CODE = "testsite01"
 Configure = Callable[..., None]
 
 
+def delivered(data_api: DataApiServer) -> list[dict[str, Any]]:
+    """Everything queued so far, once the backend says it is delivered."""
+    assert django_kameleoon.flush(5)
+    return data_api.events
+
+
 @pytest.fixture
 def data_api() -> Iterator[DataApiServer]:
     """A strict stand-in of the Data API on 127.0.0.1; a test fails if any rule was broken.

@@ -12,11 +12,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django.test import RequestFactory
 
-import django_kameleoon
 from django_kameleoon import goals
 from django_kameleoon.testing import DataApiServer
 from tests import signals as site_signals
-from tests.conftest import Configure
+from tests.conftest import Configure, delivered
 
 COOKIE = "kameleoonVisitorCode"
 CODE = "goal-visitor-1"
@@ -37,11 +36,6 @@ def request_(rf: RequestFactory) -> HttpRequest:
     request = rf.post("/checkout/")
     request.COOKIES[COOKIE] = CODE
     return request
-
-
-def delivered(data_api: DataApiServer) -> list[dict[str, Any]]:
-    assert django_kameleoon.flush(5)
-    return data_api.events
 
 
 @pytest.mark.usefixtures("mapped")

@@ -18,11 +18,10 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, override_settings
 
-import django_kameleoon
 from django_kameleoon import signals
 from django_kameleoon.middleware import KameleoonMiddleware, locale_language_tag
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import Configure
+from tests.conftest import Configure, delivered
 from tests.views import LONG_TITLE
 
 COOKIE = "kameleoonVisitorCode"
@@ -75,12 +74,6 @@ def asgi(client: AsyncClient, method: str, path: str, **kwargs: Any) -> Any:
         return await getattr(client, method)(path, **kwargs)
 
     return async_to_sync(request)()
-
-
-def delivered(data_api: DataApiServer) -> list[dict[str, Any]]:
-    """Everything queued so far, once the backend says it is delivered."""
-    assert django_kameleoon.flush(5)
-    return data_api.events
 
 
 def of_type(events: list[dict[str, Any]], event_type: str) -> list[dict[str, Any]]:

@@ -17,9 +17,8 @@ from django.template import Context, Engine, TemplateSyntaxError
 from django.test import Client, RequestFactory
 from django.utils.translation import gettext_lazy
 
-import django_kameleoon
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import SITE_CODE, Configure
+from tests.conftest import SITE_CODE, Configure, delivered
 
 LIBRARIES = {"kameleoon": "django_kameleoon.templatetags.kameleoon"}
 COOKIE = "kameleoonVisitorCode"
@@ -42,11 +41,6 @@ def request_(rf: RequestFactory) -> HttpRequest:
     request = rf.get("/somewhere/")
     request.COOKIES[COOKIE] = CODE
     return request
-
-
-def delivered(data_api: DataApiServer) -> list[dict[str, Any]]:
-    assert django_kameleoon.flush(5)
-    return data_api.events
 
 
 # -- kameleoon_visitor_code --------------------------------------------------------------------
