@@ -1,75 +1,44 @@
 """The public functions: resolve the visitor, build the event, hand it to the backend.
 
-Arguments are checked here, at the call, so a mistake raises in the view that made it rather
-than in the sender thread later; nothing is queued for a call that raises.
+Every call takes the same path: fields are normalised (``events.normalise_fields``), so a
+mistake raises in the view that made it rather than in the sender thread later; then the
+visitor is resolved (a request without consent queues nothing); then the event is queued.
+Nothing is queued for a call that raises.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from django.http import HttpRequest
 
-from django_kameleoon import signals, visitor
+from django_kameleoon import signals
 from django_kameleoon.backends import get_backend
-from django_kameleoon.events import Event, make_event
-from django_kameleoon.visitor import has_consent
+from django_kameleoon.events import Event, make_event, normalise_fields
+from django_kameleoon.visitor import (
+    WrappedRequest,
+    get_visitor_code,
+    has_consent,
+    http_request,
+    request_state,
+)
 
-__all__ = ["flush", "get_visitor_code", "queue_conversion", "track", "track_conversion"]
+__all__ = ["flush", "get_visitor_code", "track", "track_conversion"]
 
-
-class WrappedRequest(Protocol):
-    """A request object that wraps Django's, as Django REST framework's ``Request`` does."""
-
-    _request: HttpRequest
-
+logger = logging.getLogger("django_kameleoon")
 
 Target = HttpRequest | WrappedRequest | str
-
-#: Stands in for the visitor code of a visitor who did not consent, so that bad arguments
-#: still raise at the call even though nothing will be sent.
-_NO_CONSENT = "no-consent"
-
-
-def _visitor(target: Target) -> tuple[str | None, HttpRequest | None]:
-    """The visitor code for a request (None without consent) or a code given directly.
-
-    A code given directly is checked by ``make_event``, with everything else.
-    """
-    if isinstance(target, str):
-        return target, None
-    request = _http_request(target)
-    return (visitor.get_visitor_code(request) if has_consent(request) else None), request
-
-
-def _http_request(target: Any) -> HttpRequest:
-    """The ``HttpRequest`` itself, also behind Django REST framework's ``Request``, which
-    wraps it as ``_request``: the visitor's state must live where the middleware finds it."""
-    request = target if isinstance(target, HttpRequest) else getattr(target, "_request", None)
-    if not isinstance(request, HttpRequest):
-        raise TypeError(
-            f"target must be an HttpRequest or a visitor code, not {type(target).__name__}"
-        )
-    return request
-
-
-def get_visitor_code(request: HttpRequest | WrappedRequest) -> str:
-    """The visitor code of this request: the same value for the whole request."""
-    return visitor.get_visitor_code(_http_request(request))
 
 
 def track(target: Target, event_type: str, **fields: Any) -> Event | None:
     """Queue one event of any of the API's ten types, with the API's own field names.
 
-    ``target`` is the current ``HttpRequest`` or a visitor code. Returns the queued event, or
-    None when the visitor has not consented to tracking.
+    ``target`` is the current ``HttpRequest`` (or DRF ``Request``) or a visitor code. Returns
+    the queued event, or None when the visitor has not consented to tracking.
     """
-    code, _ = _visitor(target)
-    event = make_event(_NO_CONSENT if code is None else code, event_type, fields)
-    if code is None:
-        return None
-    get_backend().send((event,))
+    event, _ = _queue(target, event_type, fields)
     return event
 
 
@@ -81,22 +50,30 @@ def track_conversion(
     negative: bool = False,
     metadata: Mapping[int, Sequence[str]] | None = None,
 ) -> Event | None:
-    """Record that a visitor reached a goal, through the ``signals.conversion`` signal.
+    """Queue a conversion, then tell the ``signals.conversion`` receivers about it.
 
-    Receivers of the signal see the checked values; the app's own receiver queues the event.
-    Returns the event, or None when the visitor has not consented to tracking.
+    The event is queued first, by this call itself, so that no receiver (or a missing app
+    config) can lose it; receivers are a notification, sent robustly: one that raises is
+    logged by Django and fails neither the call nor the conversion. Returns the event, or None
+    when the visitor has not consented to tracking.
     """
-    code, request = _visitor(target)
-    fields: dict[str, Any] = {"goalId": goal_id, "revenue": revenue, "metadata": metadata}
-    if negative is not False:
-        fields["negative"] = negative
-    event = make_event(_NO_CONSENT if code is None else code, "CONVERSION", fields)
-    if code is None:
-        return None
+    if type(negative) is not bool:
+        raise TypeError(f"negative must be True or False, not {type(negative).__name__}")
+    fields = {"goalId": goal_id, "revenue": revenue, "metadata": metadata}
+    if negative:
+        fields["negative"] = True
+    event, request = _queue(target, "CONVERSION", fields)
+    if event is not None:
+        _notify_conversion(event, request)
+    return event
+
+
+def _notify_conversion(event: Event, request: HttpRequest | None) -> None:
+    """Send ``signals.conversion``; a receiver that raises is logged, never raised."""
     values = event.fields
-    signals.conversion.send(
+    responses = signals.conversion.send_robust(
         sender=Event,
-        visitor_code=code,
+        visitor_code=event.visitor_code,
         goal_id=values["goalId"],
         revenue=values.get("revenue"),
         negative=values.get("negative", False),
@@ -104,30 +81,35 @@ def track_conversion(
         request=request,
         event=event,
     )
-    return event
+    for receiver, response in responses:
+        if isinstance(response, Exception):
+            # The type only: a message may quote visitor data. The conversion is queued.
+            logger.error(
+                "Kameleoon: a conversion receiver (%s) raised %s",
+                getattr(receiver, "__qualname__", receiver),
+                type(response).__name__,
+                exc_info=response,
+            )
 
 
-def queue_conversion(
-    sender: Any,
-    *,
-    visitor_code: str,
-    goal_id: int,
-    revenue: float | None = None,
-    negative: bool = False,
-    metadata: Mapping[int, Sequence[str]] | None = None,
-    event: Event | None = None,
-    **kwargs: Any,
-) -> None:
-    """The app's receiver of ``signals.conversion``: put the conversion on the queue.
+def _queue(
+    target: Target, event_type: str, fields: Mapping[str, Any]
+) -> tuple[Event | None, HttpRequest | None]:
+    """Check, resolve the visitor, queue: the one path of every event the functions make.
 
-    A site that sends the signal itself need not pass ``event``; it is then built here.
+    Returns the event (None without consent) and the request it came from (None for a code).
     """
-    if event is None:
-        fields = {"goalId": goal_id, "revenue": revenue, "metadata": metadata}
-        if negative:
-            fields["negative"] = True
-        event = make_event(visitor_code, "CONVERSION", fields)
+    if isinstance(target, str):
+        event = make_event(target, event_type, fields)
+        request = None
+    else:
+        request = http_request(target)
+        values = normalise_fields(event_type, fields)
+        if not has_consent(request):
+            return None, request
+        event = Event(request_state(request).visitor_code, event_type, values)
     get_backend().send((event,))
+    return event, request
 
 
 def flush(timeout: float | None = None) -> bool:

@@ -1,12 +1,8 @@
-"""The app: connects the conversion receiver and the GOALS mapping, and registers the checks."""
+"""The app: connects the GOALS mapping and the server lifecycle hooks, registers the checks."""
 
 from __future__ import annotations
 
-import logging
-
 from django.apps import AppConfig
-
-logger = logging.getLogger("django_kameleoon")
 
 
 class KameleoonConfig(AppConfig):
@@ -14,20 +10,11 @@ class KameleoonConfig(AppConfig):
     verbose_name = "Kameleoon"
 
     def ready(self) -> None:
-        from django_kameleoon import checks, workers  # importing checks registers them
-        from django_kameleoon.api import queue_conversion
+        from django_kameleoon import checks, lifecycle  # noqa: F401 (importing registers checks)
         from django_kameleoon.goals import sync_goals
-        from django_kameleoon.signals import conversion
 
-        conversion.connect(
-            queue_conversion, weak=False, dispatch_uid="django_kameleoon.queue_conversion"
-        )
         # Here rather than at import: the signals GOALS names live in other apps' modules,
         # which can only be imported once every app is loaded.
         sync_goals()
-        # System checks do not run inside a uWSGI worker, where this one matters most.
-        problem = checks.uwsgi_threads_problem()
-        if problem:
-            logger.error("Kameleoon: %s", problem)
-        # Celery's prefork children exit without atexit: deliver their queues on its signal.
-        workers.connect()
+        # Celery's prefork children and uWSGI's workers need hooks of their own.
+        lifecycle.connect()

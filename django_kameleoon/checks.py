@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,23 +19,20 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from django.utils.module_loading import import_string
 
 from django_kameleoon.conf import settings_problems
+from django_kameleoon.lifecycle import uwsgi_threads_problem
 
 __all__ = [
     "MIDDLEWARE_PATH",
-    "THREADS_ALWAYS_ON",
     "check_context_processor",
     "check_middleware",
     "check_settings",
     "check_uwsgi_threads",
-    "uwsgi_threads_problem",
 ]
 
 MIDDLEWARE_PATH = "django_kameleoon.middleware.KameleoonMiddleware"
 REQUEST_PROCESSOR = "django.template.context_processors.request"
 DJANGO_TEMPLATES = "django.template.backends.django.DjangoTemplates"
 CONDITIONAL_GET = "django.middleware.http.ConditionalGetMiddleware"
-#: From this version on, uWSGI always runs Python threads: ``--enable-threads`` changes nothing.
-THREADS_ALWAYS_ON = (2, 0, 27)
 
 _FETCH_REASON = (
     "it answers cache hits itself, so pages served from the cache would never be tracked"
@@ -150,57 +146,3 @@ def check_uwsgi_threads(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             id="django_kameleoon.E002",
         )
     ]
-
-
-def uwsgi_threads_problem() -> str | None:
-    """A description of the problem when running under uWSGI with threads off, else None.
-
-    Also called from ``AppConfig.ready``: system checks do not run inside a uWSGI worker, so the
-    check alone would never be seen where it matters.
-    """
-    try:
-        uwsgi = importlib.import_module("uwsgi")
-    except ImportError:
-        return None
-    if _version(uwsgi) >= THREADS_ALWAYS_ON:
-        return None
-    options = getattr(uwsgi, "opt", None) or {}
-    if _option_on(options.get("enable-threads")) or _thread_count(options.get("threads")) > 0:
-        return None
-    return (
-        "uWSGI runs without Python threads (no --enable-threads): Kameleoon's sender thread "
-        "gets to run only while a worker serves a request and when it exits, so events wait "
-        "in memory, and a worker that is killed loses them."
-    )
-
-
-def _version(uwsgi: Any) -> tuple[int, ...]:
-    """uWSGI's ``(major, minor, patch)``; empty when it does not say."""
-    info = getattr(uwsgi, "version_info", None)
-    if not isinstance(info, tuple) or not all(isinstance(n, int) for n in info[:3]):
-        return ()
-    return info[:3]
-
-
-def _last(value: Any) -> Any:
-    """uWSGI gives a list when an option is repeated; the last one wins."""
-    return value[-1] if isinstance(value, list) and value else value
-
-
-def _option_on(value: Any) -> bool:
-    value = _last(value)
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on", "y", "t")
-    return value is True
-
-
-def _thread_count(value: Any) -> int:
-    value = _last(value)
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0

@@ -1,16 +1,16 @@
 """The Data API's ten event types: their fields, the API's limits, and both wire formats.
 
-Everything here follows Kameleoon's page for ``POST /visit/events``. Input is checked at the
-call so that a mistake raises where it was made, not in a background thread minutes later:
-structurally wrong values raise ``TypeError``/``ValueError``, while over-long text is clipped to
-the API's limits (text comes from visitors and must never turn a page view into an error).
+Everything here follows Kameleoon's page for ``POST /visit/events``, kept in the repository as
+``docs/data-api-visit-events.md``. Input is checked at the call so that a mistake raises where
+it was made, not in a background thread minutes later: structurally wrong values raise
+``TypeError``/``ValueError``, while over-long text is clipped to the API's limits (text comes
+from visitors and must never turn a page view into an error).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import re
 from collections.abc import Callable, Mapping
@@ -28,6 +28,7 @@ __all__ = [
     "clip",
     "make_event",
     "new_nonce",
+    "normalise_fields",
     "reseed_nonces",
     "validate_visitor_code",
 ]
@@ -171,14 +172,9 @@ _random_bits = _nonce_source.getrandbits
 def reseed_nonces() -> None:
     """Reseed the nonce source from the OS: a forked child must not repeat its parent's nonces.
 
-    Runs after every ``os.fork()``; ``workers.after_fork_in_child`` runs it where a server
-    forks without Python's at-fork handlers (uWSGI).
+    ``lifecycle.after_fork_in_child`` runs it in every forked child, however it was forked.
     """
     _nonce_source.seed()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=reseed_nonces)
 
 
 class Event:
@@ -269,9 +265,22 @@ def validate_visitor_code(code: Any) -> str:
 
 
 def make_event(visitor_code: str, event_type: str, fields: Mapping[str, Any]) -> Event:
-    """Check ``fields`` against the event type's table and build the event, or raise."""
+    """Check the visitor code and ``fields`` against the event type's table, or raise."""
     if type(visitor_code) is not str or not _is_visitor_code(visitor_code):
         validate_visitor_code(visitor_code)
+    return Event(visitor_code, event_type, normalise_fields(event_type, fields))
+
+
+def normalise_fields(
+    event_type: str, fields: Mapping[str, Any], *, partial: bool = False
+) -> dict[str, Any]:
+    """``fields`` as the API takes them: checked, converted and clipped; ``None`` left out.
+
+    The one place where field values are judged, whoever builds the event (the public
+    functions, the template tags, the middleware). Raises ``TypeError``/``ValueError`` for a
+    field the type does not have or a value of the wrong kind. ``partial=True`` checks a part
+    of an event (what ``{% kameleoon_page %}`` sets) without asking for the required fields.
+    """
     spec = FIELDS.get(event_type) if isinstance(event_type, str) else None
     if spec is None:
         raise _unknown_event_type(event_type)
@@ -282,14 +291,14 @@ def make_event(visitor_code: str, event_type: str, fields: Mapping[str, Any]) ->
             raise TypeError(f"{event_type} has no field {name!r}; its fields are {', '.join(spec)}")
         if value is not None:
             values[name] = _normalise(event_type, name, value, field, fields)
-    missing = [name for name in _REQUIRED[event_type] if name not in values]
-    if missing:
-        raise TypeError(f"{event_type} requires {', '.join(missing)}")
+    if not partial:
+        missing = [name for name in _REQUIRED[event_type] if name not in values]
+        if missing:
+            raise TypeError(f"{event_type} requires {', '.join(missing)}")
     _check_combinations(event_type, values)
-    event = Event(visitor_code, event_type, values)
     if "metadata" in values or "valuesCountMap" in values:
-        _check_size(event)
-    return event
+        _check_size(event_type, values)
+    return values
 
 
 _is_visitor_code = VISITOR_CODE_RE.fullmatch
@@ -328,24 +337,29 @@ def _normalise(
 
 def _check_combinations(event_type: str, values: Mapping[str, Any]) -> None:
     cause = event_type == "PERSONALIZATION" and "unexpositionCause" in values
-    if cause and values["variationId"] != 0:
+    if cause and values.get("variationId") != 0:
         raise ValueError(
             "PERSONALIZATION.unexpositionCause is only valid when variationId is 0 (reference)"
         )
 
 
-def _check_size(event: Event) -> None:
+def _check_size(event_type: str, values: Mapping[str, Any]) -> None:
     """Refuse an event that no request could carry, as maps within the API's limits can be."""
-    maps = (event.fields.get("metadata") or {}, event.fields.get("valuesCountMap") or {})
+    maps = (values.get("metadata") or {}, values.get("valuesCountMap") or {})
     chars = sum(len(str(k)) + len(str(v)) for m in maps for k, v in m.items())
     if chars * 6 < MAX_BODY_BYTES:  # JSON escapes at most 6 bytes per character
         return
-    size = len(event.to_json().encode("utf-8"))
+    # The fields, and room for what every event adds (visitor code, nonce, event type).
+    size = len(_to_json(values).encode("utf-8")) + _ENVELOPE_BYTES
     if size > MAX_BODY_BYTES:
         raise ValueError(
-            f"this {event.event_type} event is {size:,} bytes as JSON, over the Data API's "
+            f"this {event_type} event is {size:,} bytes as JSON, over the Data API's "
             f"{MAX_BODY_BYTES:,}-byte body limit; send fewer or shorter values"
         )
+
+
+#: ``{"visitorCode":"<100>","nonce":"<16>","eventType":"<16>",}`` at the most.
+_ENVELOPE_BYTES = 200
 
 
 def _type_error(where: str, expected: str, value: Any) -> TypeError:

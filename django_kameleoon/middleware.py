@@ -25,7 +25,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django_kameleoon import useragent
 from django_kameleoon.backends import get_backend
 from django_kameleoon.conf import Settings, get_settings
-from django_kameleoon.events import FIELDS, Event, clip
+from django_kameleoon.events import FIELDS, Event, normalise_fields
 from django_kameleoon.redaction import redact_url
 from django_kameleoon.visitor import has_consent, request_state, set_visitor_cookie
 
@@ -43,19 +43,15 @@ NOT_PAGE_STATUSES = frozenset({204, 205, 206})
 #: Accept-Language (``*``, quality junk, markup) is left out rather than sent on.
 LANGUAGE_TAG_RE = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
 
-#: The API's limits for the text the middleware itself sends.
-URL_LIMIT = FIELDS["PAGE"]["href"].limit
-NAME_LIMIT = FIELDS["STATICDATA"]["browser"].limit
-
-#: The longest tag we pass on; ``events`` clips the field at 35, which could cut a tag in half.
-MAX_LANGUAGE_TAG = 35
+#: A longer tag is left out rather than clipped by ``events``, which could cut it in half.
+_LANGUAGE_TAG_LIMIT = FIELDS["STATICDATA"]["localeLanguageTag"].limit or 0
 
 SyncGetResponse = Callable[[HttpRequest], HttpResponseBase]
 AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
 
 
 class KameleoonMiddleware:
-    """Sync and async capable; see the module docstring and ``DESIGN.md`` for what it sends."""
+    """Sync and async capable; see the module docstring and the README for what it sends."""
 
     sync_capable = True
     async_capable = True
@@ -175,9 +171,7 @@ def is_page_view(
 def send_page_view(request: HttpRequest, settings: Settings) -> bool:
     """Queue STATICDATA and PAGE together: one ``send`` is one lock round trip in the backend.
 
-    The events are built directly rather than through ``make_event``: every value here is
-    already of the right type (the parser's, the tag's checked fields) and only text is
-    clipped. Nothing is sent when the request's Host is not allowed (``get_host`` raises
+    Nothing is sent when the request's Host is not allowed (``get_host`` raises
     ``DisallowedHost``): a request for a host that is not ours is no page of this site.
     """
     try:
@@ -198,7 +192,7 @@ def send_page_view(request: HttpRequest, settings: Settings) -> bool:
 
 def static_data(request: HttpRequest) -> dict[str, Any]:
     """STATICDATA fields from the User-Agent and Accept-Language headers; unknowns left out."""
-    fields = dict(_user_agent_fields(_header(request, "HTTP_USER_AGENT")))
+    fields = dict(_user_agent_fields(useragent.parse(_header(request, "HTTP_USER_AGENT"))))
     language = locale_language_tag(_header(request, "HTTP_ACCEPT_LANGUAGE"))
     if language:
         fields["localeLanguageTag"] = language
@@ -206,16 +200,20 @@ def static_data(request: HttpRequest) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=useragent.CACHE_SIZE)
-def _user_agent_fields(user_agent: str) -> dict[str, Any]:
-    """The STATICDATA fields of one User-Agent, made once per distinct string (do not mutate)."""
-    info = useragent.parse(user_agent)
+def _user_agent_fields(info: useragent.UserAgentInfo) -> dict[str, Any]:
+    """The STATICDATA fields of one parsed User-Agent, made once (do not mutate).
+
+    Keyed on the parse result, not the header: ``useragent.parse`` keys its own cache on the
+    clipped header, so a flood of huge distinct headers cannot grow either cache past its
+    bound in entries and bytes.
+    """
     fields = {
-        "browser": clip(info.browser, NAME_LIMIT) if info.browser else None,
+        "browser": info.browser,
         "browserVersion": info.browser_version,
-        "os": clip(info.os, NAME_LIMIT) if info.os else None,
+        "os": info.os,
         "deviceType": info.device_type,
     }
-    return {name: value for name, value in fields.items() if value is not None}
+    return normalise_fields("STATICDATA", fields)
 
 
 def page_fields(request: HttpRequest, href: str, settings: Settings) -> dict[str, Any]:
@@ -226,11 +224,12 @@ def page_fields(request: HttpRequest, href: str, settings: Settings) -> dict[str
     """
     words = settings.redacted_words
     referrer = _header(request, "HTTP_REFERER")
-    fields = {"href": clip(_redact(href, words), URL_LIMIT)}
-    if referrer:
-        fields["referrerHref"] = clip(_redact(referrer, words), URL_LIMIT)
-    fields.update(request_state(request).page)
-    return fields
+    fields = {
+        "href": _redact(href, words),
+        "referrerHref": _redact(referrer, words) if referrer else None,
+        **request_state(request).page,
+    }
+    return normalise_fields("PAGE", fields)
 
 
 def _redact(url: str, words: frozenset[str]) -> str:
@@ -253,7 +252,7 @@ def locale_language_tag(accept_language: str) -> str | None:
     give None, so that nothing a client invents reaches Kameleoon's reports.
     """
     tag = accept_language.partition(",")[0].partition(";")[0].strip()
-    if len(tag) > MAX_LANGUAGE_TAG or not LANGUAGE_TAG_RE.fullmatch(tag):
+    if len(tag) > _LANGUAGE_TAG_LIMIT or not LANGUAGE_TAG_RE.fullmatch(tag):
         return None
     return tag
 

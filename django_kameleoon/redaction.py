@@ -37,7 +37,7 @@ DEFAULT_REDACTED_WORDS = (
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
 
 
-def _words(name: str) -> set[str]:
+def _name_words(name: str) -> set[str]:
     return {word.lower() for word in _WORD_SPLIT.split(name) if word}
 
 
@@ -50,7 +50,7 @@ def redact_url(url: str, words: frozenset[str]) -> str:
         return url  # the common case: nothing that could match, so no parsing at all
     parts = urlsplit(url)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
-    kept = [(name, value) for name, value in pairs if not (_words(name) & words)]
+    kept = [(name, value) for name, value in pairs if not (_name_words(name) & words)]
     if len(kept) == len(pairs):
         return url
     return urlunsplit(parts._replace(query=urlencode(kept)))

@@ -1,9 +1,10 @@
-"""Signals: conversions going in, delivery outcomes coming out.
+"""Signals: conversions as they are recorded, delivery outcomes as they happen.
 
-``conversion`` is how a conversion travels from ``track_conversion()`` (or a template tag) to the
-queue: the app's own receiver turns it into an event, and a site can add receivers of its own,
-for instance to mirror goals into its own analytics. The delivery signals let a site count or
-alert on what reached Kameleoon and what did not; they are sent from the sender thread.
+``conversion`` tells a site's own receivers (to mirror goals into its own analytics, say) about
+each conversion ``track_conversion()`` or ``{% kameleoon_conversion %}`` has just queued; it
+queues nothing itself, so no receiver, and no missing app config, can lose one. The delivery
+signals let a site count or alert on what reached Kameleoon and what did not; they are sent
+from the sender thread.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from django.dispatch import Signal
 
 __all__ = ["conversion", "events_delivered", "events_dropped"]
 
-#: Sent by ``track_conversion()`` with ``sender=Event``; kwargs ``visitor_code``, ``goal_id``,
-#: ``revenue``, ``negative``, ``metadata``, ``request`` (``None`` when tracked by visitor code)
-#: and ``event`` (the checked event). It is sent on every conversion, so its receivers are
-#: cached per sender, as for Django's model signals: a site that sends it itself passes a class
-#: (or another object that can be weakly referenced) as ``sender``.
+#: Sent by ``track_conversion()`` once the event is queued, with ``sender=Event``; kwargs
+#: ``visitor_code``, ``goal_id``, ``revenue``, ``negative``, ``metadata`` (the checked values),
+#: ``request`` (``None`` when tracked by visitor code) and ``event``. Sent robustly: a receiver
+#: that raises is logged. It is sent on every conversion, so its receivers are cached per
+#: sender, as for Django's model signals.
 conversion = Signal(use_caching=True)
 
 #: Sent after the Data API accepted a batch; kwarg ``events`` (a list of ``Event``).

@@ -125,7 +125,7 @@ def _parse_cached(ua_string: str) -> UserAgentInfo:
     os_family: str = ua.os.family
     return UserAgentInfo(
         browser=None if browser == _UNKNOWN else browser,
-        browser_version=_version(ua.browser.version),
+        browser_version=_browser_version(ua.browser.version),
         os=None if os_family == _UNKNOWN else os_family,
         device_type=device_type,
         is_bot=bool(ua.is_bot),
@@ -178,7 +178,7 @@ def _part(part: str | None) -> str | None:
     return part
 
 
-def _version(version: tuple[int | str, ...]) -> float | None:
+def _browser_version(version: tuple[int | str, ...]) -> float | None:
     """``major.minor`` of a user-agents version tuple as a finite float, else ``None``.
 
     user-agents turns all-digit parts into ints and leaves the rest as strings (``"0b1"``).

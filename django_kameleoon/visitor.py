@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.http import http_date
@@ -18,7 +18,33 @@ from django.utils.http import http_date
 from django_kameleoon.conf import Settings, get_settings
 from django_kameleoon.events import VISITOR_CODE_RE
 
-__all__ = ["RequestState", "get_visitor_code", "has_consent", "new_visitor_code", "request_state"]
+__all__ = [
+    "RequestState",
+    "WrappedRequest",
+    "get_visitor_code",
+    "has_consent",
+    "http_request",
+    "new_visitor_code",
+    "request_state",
+]
+
+
+class WrappedRequest(Protocol):
+    """A request object that wraps Django's, as Django REST framework's ``Request`` does."""
+
+    _request: HttpRequest
+
+
+def http_request(request: HttpRequest | WrappedRequest | Any) -> HttpRequest:
+    """The ``HttpRequest`` itself, also behind Django REST framework's ``Request``.
+
+    DRF wraps the request as ``_request``; the visitor's state must live on the wrapped one,
+    where the middleware finds it. Anything else is a mistake in the caller: ``TypeError``.
+    """
+    found = request if isinstance(request, HttpRequest) else getattr(request, "_request", None)
+    if not isinstance(found, HttpRequest):
+        raise TypeError(f"expected an HttpRequest or a visitor code, not {type(request).__name__}")
+    return found
 
 
 class RequestState:
@@ -59,9 +85,12 @@ def request_state(request: HttpRequest) -> RequestState:
     return state
 
 
-def get_visitor_code(request: HttpRequest) -> str:
-    """The visitor code of this request: the same value for the whole request."""
-    return request_state(request).visitor_code
+def get_visitor_code(request: HttpRequest | WrappedRequest) -> str:
+    """The visitor code of this request: the same value for the whole request.
+
+    Takes Django REST framework's ``Request`` too, like every public function.
+    """
+    return request_state(http_request(request)).visitor_code
 
 
 def has_consent(request: HttpRequest) -> bool:

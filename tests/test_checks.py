@@ -12,7 +12,7 @@ from django.apps import apps
 from django.core.checks import CheckMessage, run_checks
 from django.test import override_settings
 
-from django_kameleoon import checks
+from django_kameleoon import checks, lifecycle
 from django_kameleoon.middleware import KameleoonMiddleware
 
 OURS = "django_kameleoon.middleware.KameleoonMiddleware"
@@ -221,7 +221,7 @@ def test_uwsgi_from_2_0_27_always_runs_threads(
     fake_uwsgi: SimpleNamespace, version_info: Any, problem: bool
 ) -> None:
     fake_uwsgi.version_info = version_info
-    assert (checks.uwsgi_threads_problem() is not None) is problem
+    assert (lifecycle.uwsgi_threads_problem() is not None) is problem
 
 
 def test_uwsgi_module_without_opt(fake_uwsgi: SimpleNamespace) -> None:

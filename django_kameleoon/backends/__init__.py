@@ -1,7 +1,8 @@
 """Backends carry events from the public functions to the Data API (or a test's outbox).
 
-One backend object per process, built from ``KAMELEOON['BACKEND']`` on first use and replaced
-when the settings change (tests switch servers and backends with ``override_settings``).
+One backend object per process, built from ``KAMELEOON['BACKEND']`` on first use, and built
+again when the settings change (tests switch servers and backends with ``override_settings``)
+or once it was closed (``lifecycle.deliver_pending`` closes it when a worker stops).
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ def get_backend() -> BaseBackend:
     """This process's backend, built from the settings on first use."""
     global _backend
     backend = _backend
-    if backend is None:
+    if backend is None or backend.closed:
         with _lock:
-            if _backend is None:
+            if _backend is None or _backend.closed:
                 settings = get_settings()
                 _backend = import_string(settings.BACKEND)(settings)
             backend = _backend

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.utils
 import enum
+import re
 import time
 from dataclasses import dataclass
 
@@ -14,10 +15,12 @@ import requests
 from django_kameleoon.conf import Settings
 from django_kameleoon.events import Event
 
-__all__ = ["Answer", "DataApiClient", "Verdict"]
+__all__ = ["Answer", "DataApiClient", "Outcome", "parse_retry_after"]
 
 
-class Verdict(enum.Enum):
+class Outcome(enum.Enum):
+    """What the sender does next with a batch."""
+
     DELIVERED = "delivered"
     RETRY = "retry"
     DROP = "drop"
@@ -28,7 +31,7 @@ class Verdict(enum.Enum):
 class Answer:
     """What one POST came to, in the sender's terms."""
 
-    verdict: Verdict
+    outcome: Outcome
     reason: str
     retry_after: float | None = None
     #: The API is unreachable or says it is unavailable, rather than failing this request.
@@ -70,34 +73,45 @@ class DataApiClient:
         try:
             response = self.session.post(self.url, params=self.params, data=body, timeout=limit)
         except requests.Timeout:
-            return Answer(Verdict.RETRY, f"no answer within {limit:g} s", outage=True)
+            return Answer(Outcome.RETRY, f"no answer within {limit:g} s", outage=True)
         except requests.RequestException as exc:
-            return Answer(Verdict.RETRY, f"connection failed: {type(exc).__name__}", outage=True)
+            return Answer(Outcome.RETRY, f"connection failed: {type(exc).__name__}", outage=True)
         status = response.status_code
         response.close()
         if 200 <= status < 300:
-            return Answer(Verdict.DELIVERED, f"HTTP {status}")
+            return Answer(Outcome.DELIVERED, f"HTTP {status}")
         if status == 413:
-            return Answer(Verdict.TOO_LARGE, "HTTP 413")
+            return Answer(Outcome.TOO_LARGE, "HTTP 413")
         if status >= 500 or status in _RETRIED_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             outage = status in _OUTAGE_STATUSES
-            return Answer(Verdict.RETRY, f"HTTP {status}", retry_after, outage)
-        return Answer(Verdict.DROP, f"HTTP {status}")
+            return Answer(Outcome.RETRY, f"HTTP {status}", retry_after, outage)
+        return Answer(Outcome.DROP, f"HTTP {status}")
 
     def close(self) -> None:
         self.session.close()
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), if it has any."""
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), if it has any.
+
+    Whatever a server sends, this returns a finite number of seconds or None: only ASCII
+    digits count as seconds (``"²".isdigit()`` is true, and ``float("²")`` raises), and an
+    absurd value is capped here (the backoff caps it again at ``RETRY_BACKOFF_MAX``).
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if _SECONDS_RE.fullmatch(value):
+        # Compared as text first: int() refuses strings of over 4,300 digits.
+        too_long = len(value.lstrip("0")) > len(str(int(_MAX_RETRY_AFTER)))
+        return _MAX_RETRY_AFTER if too_long else min(float(value), _MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        return max(when.timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(when.timestamp() - time.time(), 0.0)
+
+
+_SECONDS_RE = re.compile(r"[0-9]+", re.ASCII)
+_MAX_RETRY_AFTER = 1e9

@@ -25,3 +25,4 @@ class ConsoleBackend(BaseBackend):
         with self._lock:
             self.stream.write(lines)
             self.stream.flush()
+            self.counters.sent += len(events)

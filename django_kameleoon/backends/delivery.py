@@ -10,19 +10,20 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
-from django_kameleoon.backends.client import Answer, DataApiClient, Verdict
+from django_kameleoon.backends.base import Counters
+from django_kameleoon.backends.client import Answer, DataApiClient, Outcome
 from django_kameleoon.conf import Settings
 from django_kameleoon.events import MAX_BODY_BYTES, Event
 from django_kameleoon.signals import events_delivered, events_dropped
 
-__all__ = ["Counters", "Delivery"]
+__all__ = ["Delivery"]
 
 logger = logging.getLogger("django_kameleoon")
 
-#: Waits between attempts; returns True when the sender must give up at once.
-Wait = Callable[[float], bool]
+#: Waits between attempts (``time.sleep``, or the threaded backend's wait that a shutdown
+#: cuts short).
+Wait = Callable[[float], None]
 
 #: When to give up: a ``time.monotonic()`` value, or a function giving one (or None for never),
 #: asked again before each attempt, so that a shutdown that begins mid-delivery sets a deadline
@@ -34,33 +35,18 @@ def _resolve(deadline: Deadline) -> float | None:
     return deadline() if callable(deadline) else deadline
 
 
-def _sleep(seconds: float) -> bool:
-    time.sleep(seconds)
-    return False
-
-
-@dataclass
-class Counters:
-    """Running totals of one process, as reported by ``stats()``."""
-
-    sent: int = 0
-    retried: int = 0
-    dropped: int = 0
-    requests: int = 0
-
-
 class Delivery:
     """Delivers events in as few requests as the limits allow, retrying what may succeed later."""
 
-    def __init__(self, settings: Settings, counters: Counters | None = None) -> None:
+    def __init__(self, settings: Settings, counters: Counters) -> None:
         self.settings = settings
         self.client = DataApiClient(settings)
-        self.counters = counters or Counters()
+        self.counters = counters
         self.max_events = settings.MAX_BATCH_EVENTS
         self.max_bytes = min(settings.MAX_BATCH_BYTES, MAX_BODY_BYTES)
 
     def deliver(
-        self, events: Sequence[Event], *, deadline: Deadline = None, wait: Wait = _sleep
+        self, events: Sequence[Event], *, deadline: Deadline = None, wait: Wait = time.sleep
     ) -> list[Event]:
         """Send ``events``; return those left undelivered because ``deadline`` came first."""
         left: list[Event] = []
@@ -126,13 +112,13 @@ class Delivery:
                 return batch
             answer = self._post(encoded, remaining)
             self.counters.requests += 1
-            if answer.verdict is Verdict.DELIVERED:
+            if answer.outcome is Outcome.DELIVERED:
                 self.counters.sent += len(batch)
                 events_delivered.send_robust(sender=type(self), events=batch)
                 return []
-            if answer.verdict is Verdict.TOO_LARGE:
+            if answer.outcome is Outcome.TOO_LARGE:
                 return self._split(batch, encoded, deadline, wait)
-            if answer.verdict is Verdict.DROP:
+            if answer.outcome is Outcome.DROP:
                 self.drop(batch, f"the Data API refused them ({answer.reason})")
                 return []
             failures += 1
@@ -146,8 +132,7 @@ class Delivery:
                 return batch
             logger.info("Kameleoon: %s; retry %d in %.1f s", answer.reason, failures, delay)
             self.counters.retried += len(batch)
-            if wait(delay):
-                return batch
+            wait(delay)
 
     def _post(self, encoded: list[bytes], timeout: float | None) -> Answer:
         """``client.post``, with any unexpected error (a bug below us) made a retryable failure.
@@ -160,7 +145,7 @@ class Delivery:
         except Exception as exc:
             logger.error("Kameleoon: unexpected %s while sending events", type(exc).__name__)
             logger.debug("Kameleoon: sending error", exc_info=True)
-            return Answer(Verdict.RETRY, f"unexpected {type(exc).__name__}")
+            return Answer(Outcome.RETRY, f"unexpected {type(exc).__name__}")
 
     def _split(
         self, batch: list[Event], encoded: list[bytes], deadline: Deadline, wait: Wait

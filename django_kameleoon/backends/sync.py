@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
 
 from django_kameleoon.backends.base import BaseBackend
 from django_kameleoon.backends.delivery import Delivery
@@ -16,14 +15,16 @@ __all__ = ["SyncBackend"]
 class SyncBackend(BaseBackend):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.delivery = Delivery(settings)
+        self.delivery = Delivery(settings, self.counters)
 
     def send(self, events: Sequence[Event]) -> None:
         self.delivery.deliver(events)
 
     def close(self, timeout: float | None = None) -> None:
         self.delivery.close()
+        super().close(timeout)
 
-    def stats(self) -> dict[str, int]:
-        counts = asdict(self.delivery.counters)
-        return {"queued": 0, **{k: counts[k] for k in ("sent", "retried", "dropped")}}
+    def after_fork(self) -> None:
+        """A requests session must not be shared with the parent: start a new one."""
+        super().after_fork()
+        self.delivery = Delivery(self.settings, self.counters)

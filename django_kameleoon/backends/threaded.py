@@ -8,23 +8,21 @@ parent still delivers it. At interpreter exit the queue is delivered within ``SH
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import asdict
 
+from django_kameleoon import lifecycle
 from django_kameleoon.backends.base import BaseBackend
-from django_kameleoon.backends.delivery import Counters, Delivery
+from django_kameleoon.backends.delivery import Delivery
 from django_kameleoon.conf import Settings
-from django_kameleoon.events import Event, reseed_nonces
+from django_kameleoon.events import Event
 from django_kameleoon.signals import events_dropped
 
-__all__ = ["ThreadedBackend", "forget_parent_queues"]
+__all__ = ["ThreadedBackend"]
 
 logger = logging.getLogger("django_kameleoon")
 
@@ -34,8 +32,6 @@ OVERFLOW_LOG_INTERVAL = 60.0
 #: How often a waiting ``flush()`` checks that the sender thread is still alive.
 LIVENESS_INTERVAL = 0.25
 
-_live: weakref.WeakSet[ThreadedBackend] = weakref.WeakSet()
-
 
 class ThreadedBackend(BaseBackend):
     #: How batches are sent; a subclass may substitute its own (for tests, or another transport).
@@ -43,15 +39,18 @@ class ThreadedBackend(BaseBackend):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.counters = Counters()
         self._max_queue = settings.MAX_QUEUE_SIZE
         self._batch = settings.MAX_BATCH_EVENTS
         self._interval = settings.FLUSH_INTERVAL
         self._reset()
-        _live.add(self)
+
+    def after_fork(self) -> None:
+        """Forget the parent's queue and thread; its lock may be held forever in this child."""
+        super().after_fork()
+        self._reset()
 
     def _reset(self) -> None:
-        """Fresh state for this process: after a fork the parent's lock may be held forever."""
+        """Fresh state for this process."""
         self._pid = os.getpid()
         self._lock = threading.Lock()
         # One lock for both: send() takes the bare lock, which costs less than the condition.
@@ -63,24 +62,20 @@ class ThreadedBackend(BaseBackend):
         self._stopping = False
         self._flushing = 0
         self._deadline: float | None = None
+        self._in_flight: list[Event] = []  # the batch the sender thread is delivering
         self._stranded: list[Event] = []  # given up at shutdown, for close() to report
         self._accepted = 0  # events ever queued in this process
         self._finished = 0  # of those, how many were delivered or given up
         self._overflow = 0
         self._overflow_logged_at = -OVERFLOW_LOG_INTERVAL
-        self.counters = Counters()
-
-    def _forked(self) -> None:
-        """In a child the at-fork hooks missed (ours below; ``workers.after_fork_in_child``
-        under uWSGI): the pid check, at ~0.2 µs a call, catches it and does their work."""
-        reseed_nonces()
-        self._reset()
 
     # -- the request path --------------------------------------------------------------------
 
     def send(self, events: Sequence[Event]) -> None:
         if self._pid != os.getpid():
-            self._forked()
+            # A child that the at-fork hooks missed (a server forking in C without the uWSGI
+            # hook): the pid check, at ~0.2 µs a call, catches it and does their work.
+            lifecycle.after_fork_in_child()
         overflow: Sequence[Event] = ()
         with self._lock:
             room = self._max_queue - len(self._queue)
@@ -165,11 +160,14 @@ class ThreadedBackend(BaseBackend):
             accounted = True
         finally:
             with self._cond:
-                if accounted:
+                if self._in_flight is not batch:
+                    pass  # close() gave up waiting for it and reported it lost already
+                elif accounted:
                     self._stranded.extend(left)  # only at shutdown: close() reports them
                     self._finished += len(batch)
                 else:  # the thread is dying: the batch goes back for the next sender thread
                     self._queue.extendleft(reversed(batch))
+                self._in_flight = []
                 self._cond.notify_all()
 
     def _next_batch(self) -> list[Event] | None:
@@ -184,13 +182,14 @@ class ThreadedBackend(BaseBackend):
             if not self._queue:
                 return None if self._stopping else []
             count = min(len(self._queue), self._batch)
-            return [self._queue.popleft() for _ in range(count)]
+            self._in_flight = [self._queue.popleft() for _ in range(count)]
+            return self._in_flight
 
     def _get_deadline(self) -> float | None:
         """None while the process runs; from ``close()`` on, the end of ``SHUTDOWN_TIMEOUT``."""
         return self._deadline
 
-    def _wait(self, seconds: float) -> bool:
+    def _wait(self, seconds: float) -> None:
         """Back off between retries; when shutdown begins, stop waiting and try again at once.
 
         From then on the shutdown deadline rules: the delivery keeps retrying (a 503 at exit
@@ -201,13 +200,12 @@ class ThreadedBackend(BaseBackend):
                 self._cond.wait_for(lambda: False, timeout=seconds)  # deaf to other wake-ups
             else:
                 self._cond.wait_for(lambda: self._stopping, timeout=seconds)
-            return False
 
     # -- flush, exit, stats ------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
         if self._pid != os.getpid():
-            self._forked()
+            lifecycle.after_fork_in_child()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             target = self._accepted
@@ -233,7 +231,13 @@ class ThreadedBackend(BaseBackend):
             return self._finished >= target
 
     def close(self, timeout: float | None = None) -> None:
-        """Deliver what is queued within ``timeout`` (default ``SHUTDOWN_TIMEOUT``), then stop."""
+        """Deliver what is queued within ``timeout`` (default ``SHUTDOWN_TIMEOUT``), then stop.
+
+        What is still undelivered then (queued, in the sender's hands, or given up at the
+        deadline) is lost: counted in ``stats()``, logged once, and sent with
+        ``events_dropped``, the same events in all three.
+        """
+        super().close(timeout)
         if self._pid != os.getpid():
             return
         timeout = self.settings.SHUTDOWN_TIMEOUT if timeout is None else timeout
@@ -241,9 +245,8 @@ class ThreadedBackend(BaseBackend):
             if self._stopping:
                 return
             self._deadline = time.monotonic() + timeout
-            pending = len(self._queue)
             thread = self._thread
-            if pending and not self._sender_alive():
+            if self._queue and not self._sender_alive():
                 self._start()
                 thread = self._thread
             self._stopping = True
@@ -251,50 +254,20 @@ class ThreadedBackend(BaseBackend):
         if thread is not None:
             thread.join(max(self._deadline - time.monotonic(), 0) + 0.5)
         with self._cond:
-            in_flight = self._accepted - self._finished - len(self._queue)
-            stranded = self._stranded + list(self._queue)
-            self._stranded, self._queue = [], deque()
+            lost = self._stranded + self._in_flight + list(self._queue)
+            self._stranded, self._in_flight, self._queue = [], [], deque()
             self._finished = self._accepted  # all delivered or given up: no flush may wait
-        if stranded or in_flight:
-            self.counters.dropped += len(stranded) + in_flight
+        if lost:
+            self.counters.dropped += len(lost)
             logger.warning(
                 "Kameleoon: %d event(s) could not be delivered within SHUTDOWN_TIMEOUT (%g s) "
                 "and are lost",
-                len(stranded) + in_flight,
+                len(lost),
                 timeout,
             )
-            events_dropped.send_robust(
-                sender=type(self), events=stranded, reason="shutdown timeout"
-            )
+            events_dropped.send_robust(sender=type(self), events=lost, reason="shutdown timeout")
         if self._delivery is not None:
             self._delivery.close()
 
-    def stats(self) -> dict[str, int]:
-        counts = asdict(self.counters)
-        return {
-            "queued": len(self._queue),
-            "sent": counts["sent"],
-            "retried": counts["retried"],
-            "dropped": counts["dropped"],
-            "requests": counts["requests"],
-        }
-
-
-def _close_all_at_exit() -> None:
-    for backend in list(_live):
-        backend.close()
-
-
-def forget_parent_queues() -> None:
-    """In a forked child: start afresh, leaving the parent's queue to the parent.
-
-    Runs after every ``os.fork()``; ``workers.after_fork_in_child`` runs it where a server
-    forks without Python's at-fork handlers (uWSGI).
-    """
-    for backend in list(_live):
-        backend._reset()
-
-
-atexit.register(_close_all_at_exit)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=forget_parent_queues)
+    def queued(self) -> int:
+        return len(self._queue)

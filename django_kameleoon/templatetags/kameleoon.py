@@ -33,7 +33,7 @@ from django.utils.html import format_html
 
 from django_kameleoon.api import track_conversion
 from django_kameleoon.conf import get_settings
-from django_kameleoon.events import make_event
+from django_kameleoon.events import normalise_fields
 from django_kameleoon.visitor import get_visitor_code, has_consent, request_state
 
 __all__ = [
@@ -49,9 +49,6 @@ register = template.Library()
 
 #: Where Kameleoon serves a project's JavaScript engine (its standard installation tag).
 SCRIPT_URL = "https://{site_code}.kameleoon.eu/kameleoon.js"
-
-#: A syntactically valid code under which PAGE fields are checked; the event is never sent.
-_CHECK_CODE = "template-check"
 
 
 @register.simple_tag(takes_context=True)
@@ -139,7 +136,7 @@ def kameleoon_script(context: template.Context, *, nonce: Any = None) -> str:
 def page_field(name: str, value: Any) -> Any:
     """One tag argument as the checked, clipped PAGE field; raises on a wrong type."""
     value = _indices(value) if name == "keyPageIndices" else _text(value)
-    return make_event(_CHECK_CODE, "PAGE", {"href": "/", name: value}).fields[name]
+    return normalise_fields("PAGE", {name: value}, partial=True)[name]
 
 
 def _text(value: Any) -> Any:

@@ -6,7 +6,7 @@ Data API exactly once, with secret query parameters redacted.
 because each worker delivers its queue when it exits, whether it is stopped by the master or
 recycled after ``--max-requests``. gunicorn's workers leave through ``sys.exit``, so ``atexit``
 does it; uvicorn's die by the SIGTERM they re-raise, so the ASGI lifespan hook does
-(``workers.deliver_on_shutdown``). The last test has the API hang at shutdown instead.
+(``lifecycle.deliver_on_shutdown``). The last test has the API hang at shutdown instead.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def test_asgi_servers_deliver_every_page_view_once_at_sigterm(
 ) -> None:
     """The async middleware path. uvicorn kills its processes with the SIGTERM it re-raises
     after a graceful shutdown, so atexit never runs: the site's ASGI application is wrapped in
-    ``workers.deliver_on_shutdown``, and the lifespan shutdown event delivers the queue.
+    ``lifecycle.deliver_on_shutdown``, and the lifespan shutdown event delivers the queue.
     """
     with serve(command, {"DATA_API_URL": data_api.url}, tmp_path / "log") as server:
         views = burst(server.url, ["/plain/", "/async/page/", SECRET_PAGE])

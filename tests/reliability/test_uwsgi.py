@@ -11,7 +11,7 @@ How uWSGI 2.0 ends its workers (read in its source, and seen here):
 - At that ``exit()`` (and when ``--max-requests`` recycles a worker) uWSGI calls
   ``uwsgi.atexit``, then tears the interpreter down, which runs Python's ``atexit``: either
   delivers the queue. ``--skip-atexit-teardown`` skips the teardown, so only the
-  ``uwsgi.atexit`` hook the app chains (``workers.connect``) delivers. uWSGI calls neither in a
+  ``uwsgi.atexit`` hook the app chains (``lifecycle.connect``) delivers. uWSGI calls neither in a
   worker stopped in the middle of a request, and ``--skip-atexit`` makes workers ``_exit()`` at
   once: their queues are lost.
 - uWSGI forks its workers in C, without Python's at-fork handlers: the app's
@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from django_kameleoon.checks import THREADS_ALWAYS_ON
+from django_kameleoon.lifecycle import THREADS_ALWAYS_ON
 from django_kameleoon.testing import DataApiServer
 from tests.reliability.helpers import wait_until
 from tests.reliability.processes import Process, serve, wait_until_answering

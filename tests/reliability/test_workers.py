@@ -1,4 +1,4 @@
-"""The lifecycle hooks of ``django_kameleoon.workers``, in process (the real servers that need
+"""The lifecycle hooks of ``django_kameleoon.lifecycle``, in process (the real servers that need
 them are in ``test_servers.py``, ``test_uwsgi.py`` and ``test_celery.py``).
 """
 
@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 import django_kameleoon
-from django_kameleoon import events, workers
+from django_kameleoon import events, lifecycle
 from django_kameleoon.backends import get_backend
+from django_kameleoon.lifecycle import deliver_on_shutdown
 from django_kameleoon.testing import DataApiServer
-from django_kameleoon.workers import deliver_on_shutdown
 from tests.conftest import Configure
 
 
@@ -71,10 +71,10 @@ def fake_uwsgi(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
 def test_uwsgi_hooks_are_chained_to_the_sites_once(
     fake_uwsgi: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(workers, "after_fork_in_child", lambda: fake_uwsgi.calls.append("fork"))
-    monkeypatch.setattr(workers, "deliver_pending", lambda: fake_uwsgi.calls.append("deliver"))
-    workers.connect()
-    workers.connect()  # AppConfig.ready may run again (tests do it): nothing is chained twice
+    monkeypatch.setattr(lifecycle, "after_fork_in_child", lambda: fake_uwsgi.calls.append("fork"))
+    monkeypatch.setattr(lifecycle, "deliver_pending", lambda: fake_uwsgi.calls.append("deliver"))
+    lifecycle.connect()
+    lifecycle.connect()  # AppConfig.ready may run again (tests do it): nothing is chained twice
     fake_uwsgi.post_fork_hook()
     fake_uwsgi.atexit()
     # Ours first after a fork, before site code can track; last at exit, after site code did.
@@ -87,7 +87,7 @@ def test_uwsgi_atexit_delivers_the_queue(
     """Under ``--skip-atexit-teardown`` uWSGI calls ``uwsgi.atexit`` but not Python's atexit."""
     kameleoon(FLUSH_INTERVAL=60.0)
     del fake_uwsgi.atexit
-    workers.connect()
+    lifecycle.connect()
     django_kameleoon.track_conversion("at-uwsgi-exit", 12)
     assert data_api.events == []
     fake_uwsgi.atexit()
@@ -104,6 +104,6 @@ def test_after_fork_in_child_reseeds_nonces_and_forgets_the_parents_queue(
     state = events._nonce_source.getstate()
     inherited = events.new_nonce()  # what a child forked now would draw without the hook
     events._nonce_source.setstate(state)
-    workers.after_fork_in_child()
+    lifecycle.after_fork_in_child()
     assert events.new_nonce() != inherited
     assert get_backend().stats()["queued"] == 0, "the parent delivers its own queue"

@@ -16,7 +16,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from django_kameleoon.backends.client import Answer, DataApiClient, Verdict
+from django_kameleoon.backends.client import Answer, DataApiClient, Outcome
 from django_kameleoon.conf import Settings, get_settings
 from django_kameleoon.events import Event, make_event
 
@@ -50,8 +50,8 @@ class Command(BaseCommand):
             f"{settings.events_url} (siteCode={settings.SITE_CODE}, {settings.BODY_FORMAT})"
         )
         answer = self._send(settings, event)
-        if answer.verdict is not Verdict.DELIVERED:
-            raise CommandError(f"Not delivered: {answer.reason} ({answer.verdict.value})")
+        if answer.outcome is not Outcome.DELIVERED:
+            raise CommandError(f"Not delivered: {answer.reason} ({answer.outcome.value})")
         self.stdout.write(self.style.SUCCESS(f"Delivered: {answer.reason}"))
 
     def _settings(self) -> Settings:

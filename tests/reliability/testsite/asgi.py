@@ -10,7 +10,7 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-from django_kameleoon.workers import deliver_on_shutdown
+from django_kameleoon.lifecycle import deliver_on_shutdown
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.reliability.testsite.settings")
 
