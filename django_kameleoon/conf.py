@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
 from types import MappingProxyType
@@ -173,7 +173,7 @@ def _batch_bytes(value: Any) -> str | None:
 def _exclude_paths(value: Any) -> str | None:
     if value is None:
         return None
-    if isinstance(value, str) or not all(isinstance(p, str) for p in value):
+    if not _is_list(value) or not all(isinstance(p, str) for p in value):
         return "must be a list of regular expressions (strings)"
     for pattern in value:
         try:
@@ -184,7 +184,7 @@ def _exclude_paths(value: Any) -> str | None:
 
 
 def _word_list(value: Any) -> str | None:
-    ok = not isinstance(value, str) and all(isinstance(w, str) and w.isalnum() for w in value)
+    ok = _is_list(value) and all(isinstance(w, str) and w.isalnum() for w in value)
     return None if ok else "must be a list of words such as ['token', 'email']"
 
 
@@ -224,14 +224,22 @@ def _goals(value: Any) -> str | None:
     )
 
 
+def _is_list(value: Any) -> bool:
+    """A list, tuple or other collection of items; not a string, which is a collection too."""
+    return isinstance(value, Iterable) and not isinstance(value, str)
+
+
 def _backend_path(value: Any) -> Any:
-    """A backend alias (``"sync"``) spelled out as its dotted path."""
-    return BACKEND_ALIASES.get(value, value)
+    """A backend alias (``"sync"``) spelled out; anything else is left for the validator."""
+    return BACKEND_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
 def _as_tuple(value: Any) -> Any:
-    """A list of patterns or words as a tuple, so :class:`Settings` stays hashable and frozen."""
-    return value if value is None or isinstance(value, str) else tuple(value)
+    """A list of patterns or words as a tuple, so :class:`Settings` stays hashable and frozen.
+
+    Anything else (None, a string, a number) is left as it is, for the validator to judge.
+    """
+    return tuple(value) if _is_list(value) else value
 
 
 @dataclass(frozen=True)
