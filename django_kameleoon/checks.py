@@ -1,6 +1,9 @@
 """System checks: catch configuration mistakes at ``manage.py check`` / ``runserver`` time.
 
-- ``E001`` a problem in ``KAMELEOON`` (missing SITE_CODE, bad URL, limits over the API's);
+- ``E001`` ``KAMELEOON['SITE_CODE']`` is missing or is not a Kameleoon project ID;
+- ``E003`` ``KAMELEOON`` is not a dict, or names a setting that does not exist;
+- ``E004`` and up: one id per other setting, for a bad value of it, as declared beside the
+  setting in ``conf.Settings`` (the README's "System checks" table lists them all);
 - ``W001`` the middleware is not in ``MIDDLEWARE``;
 - ``W002`` the middleware is listed after one that answers pages without it (cache, flatpages);
 - ``W003`` the middleware is listed before ``ConditionalGetMiddleware``;
@@ -55,9 +58,12 @@ MUST_FOLLOW: dict[str, str] = {
 
 @register()
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Every problem in ``KAMELEOON``: missing SITE_CODE, a bad URL, limits over the API's."""
+    """Every problem in ``KAMELEOON``, each under the id its setting declares.
+
+    One id per setting, so a site can silence one kind of problem without silencing them all.
+    """
     return [
-        Error(problem, id="django_kameleoon.E001")
+        Error(problem.message, id=f"django_kameleoon.{problem.check_id}")
         for problem in settings_problems(getattr(settings, "KAMELEOON", None))
     ]
 

@@ -1,5 +1,11 @@
 """The ``KAMELEOON`` settings dict: defaults, validation, and a cached, typed view of it.
 
+Each setting is declared once, as a field of :class:`Settings` made by :func:`setting`: its type,
+its default, the function that validates it and the id of the system check that reports it stand
+side by side, so a setting cannot be added without saying how it is validated and reported.
+Everything else (the defaults merged under the user's values, the list of problems, the ids that
+``checks.py`` reports them under) is derived from those declarations.
+
 Settings are read once and cached, because the middleware consults them on every request; the
 cache is dropped on Django's ``setting_changed`` so ``override_settings(KAMELEOON=...)`` takes
 effect at the next call. Every problem is collected, so a misconfigured site hears about all of
@@ -8,11 +14,13 @@ its mistakes at once (``checks.py`` turns them into system check errors).
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
-from typing import Any, Literal
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from django.conf import settings as django_settings
@@ -24,7 +32,18 @@ from django_kameleoon import __version__
 from django_kameleoon.events import MAX_BODY_BYTES
 from django_kameleoon.redaction import DEFAULT_REDACTED_WORDS
 
-__all__ = ["MAX_BODY_BYTES", "Settings", "get_settings", "load_settings"]
+__all__ = [
+    "DICT_CHECK_ID",
+    "MAX_BODY_BYTES",
+    "RULES",
+    "Problem",
+    "Rule",
+    "Settings",
+    "get_settings",
+    "load_settings",
+    "setting",
+    "settings_problems",
+]
 
 BODY_FORMATS = ("json", "query")
 SAMESITE_VALUES = ("Lax", "Strict", "None")
@@ -38,82 +57,46 @@ BACKEND_ALIASES = {
 }
 
 
+#: The system-check id of a ``KAMELEOON`` that is not a dict, or that names an unknown setting.
+DICT_CHECK_ID = "E003"
+
+Validator = Callable[[Any], str | None]
+"""Says what is wrong with a setting's value (the end of ``KAMELEOON['KEY'] ...``), or None."""
+Converter = Callable[[Any], Any]
+"""Puts a user's value in the form :class:`Settings` holds (a tuple, a full dotted path)."""
+
+
+def _as_is(value: Any) -> Any:
+    """Most settings are held as the user wrote them."""
+    return value
+
+
 @dataclass(frozen=True)
-class Settings:
-    """The validated ``KAMELEOON`` settings; attribute names are the dict's keys.
+class Rule:
+    """What a setting's declaration says besides its type and default."""
 
-    What is derived from them (the endpoint, the compiled exclusions) is computed once per
-    settings object, since the middleware needs it on every request.
+    check_id: str
+    validate: Validator
+    convert: Converter = _as_is
+
+
+_RULE = "django_kameleoon"
+
+
+def setting(
+    default: Any, *, validate: Validator, check_id: str, convert: Converter = _as_is
+) -> Any:
+    """Declare one setting: a dataclass field whose metadata carries its :class:`Rule`.
+
+    ``check_id`` is the system check (``E004``, without the app's prefix) that reports a bad value,
+    so a site can silence one kind of problem alone. ``convert`` runs on the user's value before
+    ``validate``. A mutable default (``{}``) is copied for each :class:`Settings`, as dataclasses
+    require. Returns ``Any`` so ``NAME: type = setting(...)`` type-checks as a plain default would.
     """
-
-    SITE_CODE: str = ""
-    DATA_API_URL: str = "https://eu-data.kameleoon.io"
-    BACKEND: str = BACKEND_ALIASES["threaded"]
-    BODY_FORMAT: str = "json"
-    USER_AGENT: str = f"django-kameleoon/{__version__}"
-    TIMEOUT: float = 5.0
-    FLUSH_INTERVAL: float = 1.0
-    MAX_BATCH_EVENTS: int = 1000
-    MAX_BATCH_BYTES: int = 2_500_000
-    MAX_QUEUE_SIZE: int = 10_000
-    MAX_RETRIES: int = 5
-    RETRY_BACKOFF: float = 0.5
-    RETRY_BACKOFF_MAX: float = 30.0
-    SHUTDOWN_TIMEOUT: float = 5.0
-    TRACK_PAGES: bool = True
-    TRACK_STATICDATA: bool = True
-    EXCLUDE_PATHS: tuple[str, ...] | None = None
-    TRACK_BOTS: bool = False
-    CONSENT: str | None = None
-    RESPECT_GPC: bool = True
-    RESPECT_DNT: bool = False
-    COOKIE_NAME: str = "kameleoonVisitorCode"
-    COOKIE_DOMAIN: str | None = None
-    COOKIE_MAX_AGE: int = 380 * 24 * 60 * 60
-    COOKIE_SECURE: bool | None = None
-    COOKIE_SAMESITE: Literal["Lax", "Strict", "None"] | None = "Lax"
-    GOALS: Mapping[str, int] = field(default_factory=dict)
-    REDACT_QUERY_PARAMS: tuple[str, ...] = DEFAULT_REDACTED_WORDS
-
-    @cached_property
-    def consent_check(self) -> Callable[[Any], Any] | None:
-        """The ``CONSENT`` callable, imported once rather than on every request."""
-        from django.utils.module_loading import import_string
-
-        return None if self.CONSENT is None else import_string(self.CONSENT)
-
-    @cached_property
-    def redacted_words(self) -> frozenset[str]:
-        """``REDACT_QUERY_PARAMS`` lower-cased, ready for ``redaction.redact_url``."""
-        return frozenset(word.lower() for word in self.REDACT_QUERY_PARAMS)
-
-    @cached_property
-    def events_url(self) -> str:
-        """The full endpoint, built once per settings object rather than per request."""
-        return self.DATA_API_URL.rstrip("/") + "/visit/events"
-
-    @cached_property
-    def exclude_paths_re(self) -> re.Pattern[str]:
-        """``EXCLUDE_PATHS`` as one compiled alternation: one regex call per request, not N."""
-        patterns = self.EXCLUDE_PATHS if self.EXCLUDE_PATHS is not None else _default_excludes()
-        return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
-
-
-def _default_excludes() -> tuple[str, ...]:
-    """Static and media URLs (when they are paths on this site), the admin and robot files."""
-    prefixes = ["/admin/"]
-    for name in ("STATIC_URL", "MEDIA_URL"):
-        url = str(getattr(django_settings, name, None) or "")
-        if url and not urlsplit(url).netloc:
-            prefixes.append(url if url.startswith("/") else "/" + url)
-    return (
-        *(f"^{re.escape(p)}" for p in prefixes if p != "/"),
-        r"^/favicon\.ico$",
-        r"^/robots\.txt$",
-    )
-
-
-_Check = Callable[[Any], str | None]
+    metadata = {_RULE: Rule(check_id, validate, convert)}
+    if type(default).__hash__ is None:
+        return field(default_factory=lambda: copy.copy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 def _is_bool(value: Any) -> str | None:
@@ -190,7 +173,7 @@ def _batch_bytes(value: Any) -> str | None:
 def _exclude_paths(value: Any) -> str | None:
     if value is None:
         return None
-    if isinstance(value, str) or not all(isinstance(p, str) for p in value):
+    if not _is_list(value) or not all(isinstance(p, str) for p in value):
         return "must be a list of regular expressions (strings)"
     for pattern in value:
         try:
@@ -200,8 +183,8 @@ def _exclude_paths(value: Any) -> str | None:
     return None
 
 
-def _words(value: Any) -> str | None:
-    ok = not isinstance(value, str) and all(isinstance(w, str) and w.isalnum() for w in value)
+def _word_list(value: Any) -> str | None:
+    ok = _is_list(value) and all(isinstance(w, str) and w.isalnum() for w in value)
     return None if ok else "must be a list of words such as ['token', 'email']"
 
 
@@ -241,60 +224,159 @@ def _goals(value: Any) -> str | None:
     )
 
 
-_CHECKS: dict[str, _Check] = {
-    "SITE_CODE": _site_code,
-    "DATA_API_URL": _url,
-    "BACKEND": _backend,
-    "BODY_FORMAT": _body_format,
-    "USER_AGENT": _user_agent,
-    "TIMEOUT": _positive_number,
-    "FLUSH_INTERVAL": _positive_number,
-    "MAX_BATCH_EVENTS": _positive_int,
-    "MAX_BATCH_BYTES": _batch_bytes,
-    "MAX_QUEUE_SIZE": _positive_int,
-    "MAX_RETRIES": _non_negative_int,
-    "RETRY_BACKOFF": _non_negative_number,
-    "RETRY_BACKOFF_MAX": _non_negative_number,
-    "SHUTDOWN_TIMEOUT": _non_negative_number,
-    "TRACK_PAGES": _is_bool,
-    "TRACK_STATICDATA": _is_bool,
-    "EXCLUDE_PATHS": _exclude_paths,
-    "TRACK_BOTS": _is_bool,
-    "CONSENT": _optional_dotted_path,
-    "RESPECT_GPC": _is_bool,
-    "RESPECT_DNT": _is_bool,
-    "COOKIE_NAME": _cookie_name,
-    "COOKIE_DOMAIN": _optional_str,
-    "COOKIE_MAX_AGE": _positive_int,
-    "COOKIE_SECURE": _optional_bool,
-    "COOKIE_SAMESITE": _samesite,
-    "GOALS": _goals,
-    "REDACT_QUERY_PARAMS": _words,
-}
+def _is_list(value: Any) -> bool:
+    """A list, tuple or other collection of items; not a string, which is a collection too."""
+    return isinstance(value, Iterable) and not isinstance(value, str)
+
+
+def _backend_path(value: Any) -> Any:
+    """A backend alias (``"sync"``) spelled out; anything else is left for the validator."""
+    return BACKEND_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+def _as_tuple(value: Any) -> Any:
+    """A list of patterns or words as a tuple, so :class:`Settings` stays hashable and frozen.
+
+    Anything else (None, a string, a number) is left as it is, for the validator to judge.
+    """
+    return tuple(value) if _is_list(value) else value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated ``KAMELEOON`` settings; attribute names are the dict's keys.
+
+    The fields are the declarations: ``NAME: type = setting(default, validate=..., check_id=...)``.
+    A new setting takes the next unused check id, never a used one: sites silence them by id.
+
+    What is derived from them (the endpoint, the compiled exclusions) is computed once per
+    settings object, since the middleware needs it on every request.
+    """
+
+    SITE_CODE: str = setting("", validate=_site_code, check_id="E001")
+    DATA_API_URL: str = setting("https://eu-data.kameleoon.io", validate=_url, check_id="E004")
+    BACKEND: str = setting(
+        BACKEND_ALIASES["threaded"], validate=_backend, check_id="E005", convert=_backend_path
+    )
+    BODY_FORMAT: str = setting("json", validate=_body_format, check_id="E006")
+    USER_AGENT: str = setting(
+        f"django-kameleoon/{__version__}", validate=_user_agent, check_id="E007"
+    )
+    TIMEOUT: float = setting(5.0, validate=_positive_number, check_id="E008")
+    FLUSH_INTERVAL: float = setting(1.0, validate=_positive_number, check_id="E009")
+    MAX_BATCH_EVENTS: int = setting(1000, validate=_positive_int, check_id="E010")
+    MAX_BATCH_BYTES: int = setting(2_500_000, validate=_batch_bytes, check_id="E011")
+    MAX_QUEUE_SIZE: int = setting(10_000, validate=_positive_int, check_id="E012")
+    MAX_RETRIES: int = setting(5, validate=_non_negative_int, check_id="E013")
+    RETRY_BACKOFF: float = setting(0.5, validate=_non_negative_number, check_id="E014")
+    RETRY_BACKOFF_MAX: float = setting(30.0, validate=_non_negative_number, check_id="E015")
+    SHUTDOWN_TIMEOUT: float = setting(5.0, validate=_non_negative_number, check_id="E016")
+    TRACK_PAGES: bool = setting(True, validate=_is_bool, check_id="E017")
+    TRACK_STATICDATA: bool = setting(True, validate=_is_bool, check_id="E018")
+    EXCLUDE_PATHS: tuple[str, ...] | None = setting(
+        None, validate=_exclude_paths, check_id="E019", convert=_as_tuple
+    )
+    TRACK_BOTS: bool = setting(False, validate=_is_bool, check_id="E020")
+    CONSENT: str | None = setting(None, validate=_optional_dotted_path, check_id="E021")
+    RESPECT_GPC: bool = setting(True, validate=_is_bool, check_id="E022")
+    RESPECT_DNT: bool = setting(False, validate=_is_bool, check_id="E023")
+    COOKIE_NAME: str = setting("kameleoonVisitorCode", validate=_cookie_name, check_id="E024")
+    COOKIE_DOMAIN: str | None = setting(None, validate=_optional_str, check_id="E025")
+    COOKIE_MAX_AGE: int = setting(380 * 24 * 60 * 60, validate=_positive_int, check_id="E026")
+    COOKIE_SECURE: bool | None = setting(None, validate=_optional_bool, check_id="E027")
+    COOKIE_SAMESITE: Literal["Lax", "Strict", "None"] | None = setting(
+        "Lax", validate=_samesite, check_id="E028"
+    )
+    GOALS: Mapping[str, int] = setting({}, validate=_goals, check_id="E029")
+    REDACT_QUERY_PARAMS: tuple[str, ...] = setting(
+        DEFAULT_REDACTED_WORDS, validate=_word_list, check_id="E030", convert=_as_tuple
+    )
+
+    @cached_property
+    def consent_check(self) -> Callable[[Any], Any] | None:
+        """The ``CONSENT`` callable, imported once rather than on every request."""
+        from django.utils.module_loading import import_string
+
+        return None if self.CONSENT is None else import_string(self.CONSENT)
+
+    @cached_property
+    def redacted_words(self) -> frozenset[str]:
+        """``REDACT_QUERY_PARAMS`` lower-cased, ready for ``redaction.redact_url``."""
+        return frozenset(word.lower() for word in self.REDACT_QUERY_PARAMS)
+
+    @cached_property
+    def events_url(self) -> str:
+        """The full endpoint, built once per settings object rather than per request."""
+        return self.DATA_API_URL.rstrip("/") + "/visit/events"
+
+    @cached_property
+    def exclude_paths_re(self) -> re.Pattern[str]:
+        """``EXCLUDE_PATHS`` as one compiled alternation: one regex call per request, not N."""
+        patterns = self.EXCLUDE_PATHS if self.EXCLUDE_PATHS is not None else _default_excludes()
+        return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
+
+
+def _default_excludes() -> tuple[str, ...]:
+    """Static and media URLs (when they are paths on this site), the admin and robot files."""
+    prefixes = ["/admin/"]
+    for name in ("STATIC_URL", "MEDIA_URL"):
+        url = str(getattr(django_settings, name, None) or "")
+        if url and not urlsplit(url).netloc:
+            prefixes.append(url if url.startswith("/") else "/" + url)
+    return (
+        *(f"^{re.escape(p)}" for p in prefixes if p != "/"),
+        r"^/favicon\.ico$",
+        r"^/robots\.txt$",
+    )
+
+
+def rules_of(cls: type[Any]) -> dict[str, Rule]:
+    """Each field's :class:`Rule` by name, in declaration order.
+
+    A field declared without :func:`setting` raises here, at import, rather than going unvalidated.
+    """
+    rules = {}
+    for each in fields(cls):
+        if _RULE not in each.metadata:
+            raise TypeError(f"{cls.__name__}.{each.name} is not declared with setting()")
+        rules[each.name] = each.metadata[_RULE]
+    return rules
+
+
+#: Every setting's rule, read from the declarations in :class:`Settings`.
+RULES: Mapping[str, Rule] = MappingProxyType(rules_of(Settings))
+
+
+class Problem(NamedTuple):
+    """One mistake in ``KAMELEOON``, with the id of the system check that reports its kind."""
+
+    check_id: str
+    message: str
 
 
 def _merge(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """The defaults overlaid with the user's values, with backend aliases spelled out."""
-    values = {**asdict(_DEFAULTS), **raw}
-    values["BACKEND"] = BACKEND_ALIASES.get(values["BACKEND"], values["BACKEND"])
-    for key in ("EXCLUDE_PATHS", "REDACT_QUERY_PARAMS"):
-        if values[key] is not None and not isinstance(values[key], str):
-            values[key] = tuple(values[key])
-    return values
+    """The defaults overlaid with the user's known settings, each converted as declared."""
+    values = {**asdict(_DEFAULTS), **{key: v for key, v in raw.items() if key in RULES}}
+    return {key: RULES[key].convert(value) for key, value in values.items()}
 
 
-def settings_problems(raw: Any) -> list[str]:
-    """Every mistake in a ``KAMELEOON`` value, as ``"KAMELEOON['KEY'] what is wrong"`` lines."""
+def settings_problems(raw: Any) -> list[Problem]:
+    """Every mistake in a ``KAMELEOON`` value, each as ``"KAMELEOON['KEY'] what is wrong"``."""
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        return ["KAMELEOON must be a dict, e.g. KAMELEOON = {'SITE_CODE': 'abcdef1234'}"]
-    problems = [f"KAMELEOON has no setting {key!r}" for key in raw if key not in _CHECKS]
-    values = _merge({k: v for k, v in raw.items() if k in _CHECKS})
-    for key, check in _CHECKS.items():
-        problem = check(values[key])
-        if problem:
-            problems.append(f"KAMELEOON['{key}'] {problem}")
+        example = "KAMELEOON = {'SITE_CODE': 'abcdef1234'}"
+        return [Problem(DICT_CHECK_ID, f"KAMELEOON must be a dict, e.g. {example}")]
+    problems = [
+        Problem(DICT_CHECK_ID, f"KAMELEOON has no setting {key!r}")
+        for key in raw
+        if key not in RULES
+    ]
+    values = _merge(raw)
+    for key, rule in RULES.items():
+        message = rule.validate(values[key])
+        if message:
+            problems.append(Problem(rule.check_id, f"KAMELEOON['{key}'] {message}"))
     return problems
 
 
@@ -302,7 +384,7 @@ def load_settings(raw: Any) -> Settings:
     """Validate a ``KAMELEOON`` value and build :class:`Settings`, or raise with every problem."""
     problems = settings_problems(raw)
     if problems:
-        raise ImproperlyConfigured("; ".join(problems))
+        raise ImproperlyConfigured("; ".join(problem.message for problem in problems))
     return Settings(**_merge(raw or {}))
 
 

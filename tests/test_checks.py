@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
+import io
 import logging
+import re
 import sys
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.apps import apps
-from django.core.checks import CheckMessage, run_checks
+from django.core.checks import ERROR, CheckMessage, run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from django_kameleoon import checks, lifecycle
+from django_kameleoon.conf import DICT_CHECK_ID, RULES
 from django_kameleoon.middleware import KameleoonMiddleware
 
 OURS = "django_kameleoon.middleware.KameleoonMiddleware"
@@ -48,15 +54,110 @@ def test_the_test_site_passes_every_check() -> None:
     assert ours(run_checks()) == []
 
 
-# -- settings (E001) -----------------------------------------------------------------------------
+# -- settings (E001, E003, and one id per setting from E004) --------------------------------------
+
+
+def every_check_id() -> list[str]:
+    """Every id the app reports: those declared in ``conf`` and those written in ``checks.py``."""
+    declared = [rule.check_id for rule in RULES.values()] + [DICT_CHECK_ID]
+    written = re.findall(r'id="django_kameleoon\.(\w+)"', inspect.getsource(checks))
+    return [f"django_kameleoon.{check_id}" for check_id in declared + written]
+
+
+#: A bad value of each setting, and the id it must be reported under: the ids are public, since
+#: sites list them in SILENCED_SYSTEM_CHECKS, so they are spelled out here rather than derived.
+BAD_VALUES: dict[str, tuple[Any, str]] = {
+    "SITE_CODE": ("a b", "E001"),
+    "DATA_API_URL": ("ftp://nowhere", "E004"),
+    "BACKEND": ("nowhere.Backend", "E005"),
+    "BODY_FORMAT": ("xml", "E006"),
+    "USER_AGENT": ("", "E007"),
+    "TIMEOUT": (0, "E008"),
+    "FLUSH_INTERVAL": (-1, "E009"),
+    "MAX_BATCH_EVENTS": (0, "E010"),
+    "MAX_BATCH_BYTES": (3_000_001, "E011"),
+    "MAX_QUEUE_SIZE": (1.5, "E012"),
+    "MAX_RETRIES": (-1, "E013"),
+    "RETRY_BACKOFF": ("1", "E014"),
+    "RETRY_BACKOFF_MAX": (-0.1, "E015"),
+    "SHUTDOWN_TIMEOUT": (None, "E016"),
+    "TRACK_PAGES": ("yes", "E017"),
+    "TRACK_STATICDATA": (1, "E018"),
+    "EXCLUDE_PATHS": (["("], "E019"),
+    "TRACK_BOTS": (None, "E020"),
+    "CONSENT": ("consent", "E021"),
+    "RESPECT_GPC": ("true", "E022"),
+    "RESPECT_DNT": (0, "E023"),
+    "COOKIE_NAME": ("visitor code", "E024"),
+    "COOKIE_DOMAIN": (42, "E025"),
+    "COOKIE_MAX_AGE": (0, "E026"),
+    "COOKIE_SECURE": ("auto", "E027"),
+    "COOKIE_SAMESITE": ("lax", "E028"),
+    "GOALS": ({"paid": 12}, "E029"),
+    "REDACT_QUERY_PARAMS": (["api-key"], "E030"),
+}
 
 
 @override_settings(KAMELEOON={"DATA_API_URL": "ftp://nowhere"})
 def test_settings_problems_are_errors() -> None:
     messages = ours(run_checks())
-    assert ids(messages) == ["django_kameleoon.E001", "django_kameleoon.E001"]
+    assert ids(messages) == ["django_kameleoon.E001", "django_kameleoon.E004"]
+    assert all(message.level == ERROR for message in messages)
     assert "SITE_CODE" in messages[0].msg
     assert "DATA_API_URL" in messages[1].msg
+
+
+@pytest.mark.parametrize(("key", "bad", "check_id"), [(k, *v) for k, v in BAD_VALUES.items()])
+def test_a_bad_value_is_reported_under_its_settings_own_id(
+    key: str, bad: Any, check_id: str
+) -> None:
+    with override_settings(KAMELEOON={"SITE_CODE": "abcdef1234", key: bad}):
+        messages = checks.check_settings()
+    assert ids(messages) == [f"django_kameleoon.{check_id}"]
+    assert messages[0].msg.startswith(f"KAMELEOON['{key}'] ")
+
+
+def test_every_declared_setting_has_a_bad_value_above() -> None:
+    assert list(BAD_VALUES) == list(RULES)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param({"SITE_CODE": "abcdef1234", "SITECODE": "abcdef1234"}, id="unknown-key"),
+        pytest.param("abcdef1234", id="not-a-dict"),
+    ],
+)
+def test_a_kameleoon_that_is_not_a_dict_of_settings_is_e003(raw: Any) -> None:
+    with override_settings(KAMELEOON=raw):
+        assert ids(checks.check_settings()) == ["django_kameleoon.E003"]
+
+
+def test_a_missing_site_code_is_e001() -> None:
+    with override_settings(KAMELEOON={}):
+        assert ids(checks.check_settings()) == ["django_kameleoon.E001"]
+
+
+def test_no_two_kinds_of_problem_share_an_id() -> None:
+    found = every_check_id()
+    assert {"django_kameleoon.E002", "django_kameleoon.W004"} <= set(found), "parsed checks.py"
+    assert len(found) == len(set(found)), sorted(found)
+    assert all(re.fullmatch(r"django_kameleoon\.[EW]\d{3}", check_id) for check_id in found)
+
+
+@override_settings(
+    KAMELEOON={"SITE_CODE": "abcdef1234", "TIMEOUT": 0},
+    SILENCED_SYSTEM_CHECKS=["django_kameleoon.E008"],
+)
+def test_one_kind_of_problem_can_be_silenced_alone() -> None:
+    call_command("check", stdout=io.StringIO())
+    with (
+        override_settings(KAMELEOON={"SITE_CODE": "abcdef1234", "TIMEOUT": 0, "TRACK_BOTS": 1}),
+        pytest.raises(SystemCheckError) as raised,
+    ):
+        call_command("check", stdout=io.StringIO())
+    assert "django_kameleoon.E020" in str(raised.value)
+    assert "django_kameleoon.E008" not in str(raised.value)
 
 
 # -- middleware (W001, W002, W003) -------------------------------------------------------------

@@ -1,15 +1,27 @@
-"""Settings: defaults, validation with clear messages, re-reading on override, system checks."""
+"""Settings: declared once, defaults, validation with clear messages, re-reading on override."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from django_kameleoon import conf
 from django_kameleoon.checks import check_settings
-from django_kameleoon.conf import Settings, get_settings, load_settings, settings_problems
+from django_kameleoon.conf import (
+    RULES,
+    Problem,
+    Rule,
+    Settings,
+    get_settings,
+    load_settings,
+    rules_of,
+    setting,
+    settings_problems,
+)
 
 
 def test_three_lines_of_settings_give_the_contract_defaults() -> None:
@@ -46,20 +58,28 @@ def test_three_lines_of_settings_give_the_contract_defaults() -> None:
         ({"SITE_CODE": "x", "TIMEOUT": 0}, "TIMEOUT'] must be a positive number"),
         ({"SITE_CODE": "x", "TRACK_PAGES": "yes"}, "must be True or False"),
         ({"SITE_CODE": "x", "EXCLUDE_PATHS": ["("]}, "not a valid regular expression"),
+        ({"SITE_CODE": "x", "EXCLUDE_PATHS": 5}, "must be a list of regular expressions"),
+        ({"SITE_CODE": "x", "EXCLUDE_PATHS": "^/admin/"}, "must be a list of regular expressions"),
+        ({"SITE_CODE": "x", "REDACT_QUERY_PARAMS": 5}, "must be a list of words"),
+        ({"SITE_CODE": "x", "BACKEND": ["sync"]}, "is not a dotted path to a backend class"),
         ({"SITE_CODE": "x", "COOKIE_SAMESITE": "lax"}, "COOKIE_SAMESITE"),
         ({"SITE_CODE": "x", "SITECODE": "x"}, "KAMELEOON has no setting 'SITECODE'"),
         ("abc", "KAMELEOON must be a dict"),
     ],
 )
 def test_mistakes_are_named_clearly(raw: Any, message: str) -> None:
-    assert any(message in problem for problem in settings_problems(raw)), settings_problems(raw)
+    problems = settings_problems(raw)
+    assert any(message in problem.message for problem in problems), problems
     with pytest.raises(ImproperlyConfigured, match="KAMELEOON"):
         load_settings(raw)
 
 
 def test_every_mistake_is_reported_at_once() -> None:
     problems = settings_problems({"DATA_API_URL": "nope", "TIMEOUT": -1})
-    assert len(problems) == 3
+    assert [problem.check_id for problem in problems] == ["E001", "E004", "E008"]
+    with pytest.raises(ImproperlyConfigured) as raised:
+        load_settings({"DATA_API_URL": "nope", "TIMEOUT": -1})
+    assert str(raised.value) == "; ".join(problem.message for problem in problems)
 
 
 def test_backend_aliases_are_spelled_out() -> None:
@@ -86,10 +106,39 @@ def test_default_exclusions_follow_static_and_media_urls() -> None:
 def test_checks_report_each_problem_as_an_error() -> None:
     with override_settings(KAMELEOON={"DATA_API_URL": "nope"}):
         errors = check_settings()
-    assert [e.id for e in errors] == ["django_kameleoon.E001", "django_kameleoon.E001"]
+    assert [e.id for e in errors] == ["django_kameleoon.E001", "django_kameleoon.E004"]
     assert "SITE_CODE" in errors[0].msg and "DATA_API_URL" in errors[1].msg
 
 
 def test_a_valid_configuration_passes_the_checks() -> None:
     assert check_settings() == []
     assert isinstance(get_settings(), Settings)
+
+
+# -- one declaration per setting ---------------------------------------------------------------
+
+
+def test_every_field_is_a_declared_setting() -> None:
+    assert list(RULES) == [field.name for field in dataclasses.fields(Settings)]
+
+
+def test_a_field_declared_without_setting_is_refused() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Partly:
+        DECLARED: int = setting(1, validate=lambda value: None, check_id="E999")
+        PLAIN: int = 2
+
+    with pytest.raises(TypeError, match=r"Partly\.PLAIN is not declared with setting\(\)"):
+        rules_of(Partly)
+
+
+def test_problems_are_found_by_the_declared_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    never_right = Rule("E999", lambda value: "is never right")
+    monkeypatch.setattr(conf, "RULES", {**conf.RULES, "TIMEOUT": never_right})
+    assert settings_problems({"SITE_CODE": "abcdef1234"}) == [
+        Problem("E999", "KAMELEOON['TIMEOUT'] is never right")
+    ]
+
+
+def test_a_mutable_default_is_not_shared() -> None:
+    assert Settings().GOALS == {} and Settings().GOALS is not Settings().GOALS

@@ -8,7 +8,8 @@ for free is ``request``, a ``RequestFactory`` request from a desktop Chrome. Aft
 - ``test_*`` functions are called, and ``TestCase`` classes are run;
 - ``KAMELEOON`` dicts are validated, ``MIDDLEWARE`` passes the app's checks, the signals named
   in ``GOALS`` record conversions and ``CONSENT`` paths resolve (the block's namespace stands in
-  for the modules it says it is, like ``shop/signals.py``);
+  for the modules it says it is, like ``shop/signals.py``); ``SILENCED_SYSTEM_CHECKS`` names
+  only ids the app reports;
 - every event type a top-level ``track*()`` call sends must arrive at the local API, and the
   fixture fails the test if the API saw any broken rule;
 - ``print(...)  # text`` lines must print ``text``.
@@ -19,7 +20,6 @@ commands are checked against the Makefile and the argument parsers of the comman
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import re
 import shlex
@@ -41,11 +41,12 @@ from django.utils.module_loading import import_string
 import django_kameleoon
 from django_kameleoon import collector, signals
 from django_kameleoon.checks import check_middleware
-from django_kameleoon.conf import Settings, get_settings, load_settings
+from django_kameleoon.conf import RULES, Settings, get_settings, load_settings
 from django_kameleoon.events import EVENT_TYPES
 from django_kameleoon.testing import DataApiServer
 from django_kameleoon.visitor import request_state
 from tests.conftest import SITE_CODE, Configure
+from tests.test_checks import every_check_id
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -162,6 +163,8 @@ def check_settings(
             assert check_middleware() == []
     if "KAMELEOON" in namespace:
         check_kameleoon_dict(namespace, data_api, monkeypatch)
+    if "SILENCED_SYSTEM_CHECKS" in namespace:
+        assert set(namespace["SILENCED_SYSTEM_CHECKS"]) <= set(every_check_id())
 
 
 def check_kameleoon_dict(
@@ -304,18 +307,42 @@ def test_shell_command(command: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_the_settings_table_lists_every_setting_once() -> None:
-    table = re.findall(r"^\| `([A-Z_]+)` \|", README, re.M)
-    assert sorted(table) == sorted(field.name for field in dataclasses.fields(Settings))
+SETTINGS_ROW = re.compile(r"^\| `([A-Z_]+)` \| (.+?) \| .+ \|$", re.M)
+CHECK_ROW = re.compile(r"^\| `(django_kameleoon\.[EW]\d{3})` \| (.+) \|$", re.M)
 
 
-def test_the_settings_table_gives_the_real_defaults() -> None:
-    defaults = Settings()
-    for name, shown in re.findall(r"^\| `([A-Z_]+)` \| `([^`]+)` \|", README, re.M):
-        if shown.startswith('"') and "<version>" not in shown:
-            assert getattr(defaults, name) == shown.strip('"'), name
-        elif not shown.startswith('"'):
-            assert getattr(defaults, name) == eval(shown), name
+def test_the_settings_table_lists_every_declared_setting_once() -> None:
+    table = [name for name, _ in SETTINGS_ROW.findall(README)]
+    assert sorted(table) == sorted(RULES)
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"), [pytest.param(*row, id=row[0]) for row in SETTINGS_ROW.findall(README)]
+)
+def test_the_settings_table_gives_the_declared_default(name: str, shown: str) -> None:
+    """``required``, a Python expression, or (for a list of words) some of its words."""
+    default = getattr(Settings(), name)
+    if shown == "required":
+        assert RULES[name].validate(default), f"{name}'s default is valid: it is not required"
+        return
+    spans = re.findall(r"`([^`]+)`", shown)
+    assert spans, f"{name}: no default shown"
+    try:
+        value = eval(spans[0].replace("<version>", django_kameleoon.__version__), {})
+    except NameError:  # bare words: a sample of the default list
+        assert set(spans) <= set(default) and shown.endswith("…"), name
+    else:
+        assert value == default, name
+
+
+def test_the_system_checks_table_lists_every_id_once() -> None:
+    assert sorted(check_id for check_id, _ in CHECK_ROW.findall(README)) == sorted(every_check_id())
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_the_system_checks_table_names_each_settings_own_id(name: str) -> None:
+    meanings = dict(CHECK_ROW.findall(README))
+    assert meanings[f"django_kameleoon.{RULES[name].check_id}"].startswith(f"`{name}` ")
 
 
 def test_the_collector_output_shown_is_what_it_prints() -> None:
