@@ -1,4 +1,4 @@
-"""The Data API stand-in (``django_kameleoon.testing``) against the seed's rules.
+"""The Data API stand-in (``django_kameleoon.testing``) against its rules.
 
 These tests need no Django: the server is a plain HTTP server, posted to with ``requests``.
 Every wait is on the server's condition or on the HTTP answer itself; nothing sleeps.
@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from django_kameleoon.testing import MAX_BODY_BYTES, DataApiServer, check_event
+from django_kameleoon.testing import MAX_BODY_BYTES, DataApiServer, examine_event
 
 SITE = "site-under-test"
 UA = "django-kameleoon-tests/1.0"
@@ -74,7 +74,7 @@ def as_json(events: list[dict[str, Any]]) -> bytes:
     return json.dumps(events).encode()
 
 
-# One valid event of each of the ten types, every field of the seed's tables used.
+# One valid event of each of the ten types, every field of the page's tables used.
 VALID: dict[str, dict[str, Any]] = {
     "STATICDATA": {
         "visitNumber": 3,
@@ -175,7 +175,7 @@ def test_all_ten_types_accepted_and_typed_in_both_formats(api: DataApiServer, fm
     assert (request.body_format, request.event_count, request.status) == (fmt, 10, 202)
 
 
-def test_seed_examples_type_identically_in_both_formats(api: DataApiServer) -> None:
+def test_the_pages_examples_type_identically_in_both_formats(api: DataApiServer) -> None:
     query_body = (
         "nonce=d2ce4d22083348fb&eventType=STATICDATA&browser=Safari&browserVersion=16.3"
         "&deviceType=DESKTOP&os=Windows\n"
@@ -382,7 +382,7 @@ def test_bad_json_event_is_flagged_but_accepted(
 ) -> None:
     response = post(api, as_json([event("PRODUCT", 99), bad]))
 
-    assert response.status_code == 202  # the API accepts before it checks
+    assert response.status_code == 202  # the API accepts before it validates
     (violation,) = api.violations
     assert expected in violation
     assert violation.startswith("event 2")
@@ -436,8 +436,8 @@ def test_empty_line_between_events_is_flagged(api: DataApiServer) -> None:
     assert len(api.events) == 2
 
 
-def test_check_event_is_usable_alone() -> None:
-    typed_event, problems = check_event(
+def test_examine_event_is_usable_alone() -> None:
+    typed_event, problems = examine_event(
         {"nonce": "0" * 16, "eventType": "PAGE", "href": "x", "keyPageIndices": "[1]"},
         from_query=True,
         visitor_code="v",
