@@ -111,7 +111,7 @@ def describe_conversion(event: Event) -> str:
 
 
 def describe_weather(event: Event) -> str:
-    """The seed's units: Kelvin, percent, hPa, m/s, UNIX milliseconds."""
+    """The units of ``docs/data-api-visit-events.md``: Kelvin, percent, hPa, m/s, UNIX ms."""
     parts = [
         f"{number(event['temperature'])} K" if "temperature" in event else None,
         f"humidity {number(event['humidity'])}%" if "humidity" in event else None,

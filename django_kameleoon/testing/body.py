@@ -1,32 +1,30 @@
-"""Checking a whole request: the URL query, the headers, the size, then the body's events.
+"""Examining a whole request: the URL query, the headers, the size, then the body's events.
 
 Both body formats are split here (a JSON array, or one URL-encoded line per event); each event
-is then checked by ``checks.check_event``. ``examine_request`` gives the ``Verdict`` the server
-answers with.
+is then validated by ``validation.examine_event``. ``examine_request`` gives the ``Verdict``
+the server answers with.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from django_kameleoon.testing.checks import (
-    _check_string,
-    _Invalid,
-    _json_loads,
-    _show,
-    check_event,
-)
 from django_kameleoon.testing.rules import (
     COMMON_FIELDS,
     DEFAULT_USER_AGENT_PREFIXES,
     MAX_BODY_BYTES,
     BodyFormat,
-    Event,
+    WireEvent,
+)
+from django_kameleoon.testing.validation import (
+    examine_event,
+    field_problem,
+    load_json_strictly,
+    short_repr,
 )
 
 _BAD_PERCENT = re.compile("%(?![0-9A-Fa-f]{2})")
@@ -39,7 +37,7 @@ class ParsedBody:
     ``count`` is how many events the body held (lines or array items), valid or not.
     """
 
-    events: list[tuple[Event, list[str]]] = field(default_factory=list)
+    events: list[tuple[WireEvent, list[str]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     count: int = 0
 
@@ -47,7 +45,7 @@ class ParsedBody:
 def parse_body(
     body: bytes, *, body_format: BodyFormat, visitor_code: str | None = None
 ) -> ParsedBody:
-    """Split and check a ``/visit/events`` body in either format."""
+    """Split a ``/visit/events`` body in either format, and examine each event."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -60,7 +58,7 @@ def parse_body(
         problems.append("body holds no events")
     parsed = ParsedBody(problems=problems, count=count)
     for position, raw in raws:
-        event, event_problems = check_event(
+        event, event_problems = examine_event(
             raw, from_query=body_format == "query", visitor_code=visitor_code
         )
         nonce = raw.get("nonce")
@@ -75,7 +73,7 @@ _Raws = list[tuple[int, Mapping[str, Any]]]
 def _split_json(text: str) -> tuple[_Raws, list[str], int]:
     problems: list[str] = []
     try:
-        data = _json_loads(text, problems)
+        data = load_json_strictly(text, problems)
     except ValueError as exc:
         return [], [f"body is not valid JSON: {exc}"], 0
     if not isinstance(data, list):
@@ -85,7 +83,7 @@ def _split_json(text: str) -> tuple[_Raws, list[str], int]:
         if isinstance(item, dict):
             raws.append((position, item))
         else:
-            problems.append(f"event {position} is not a JSON object: {_show(item)}")
+            problems.append(f"event {position} is not a JSON object: {short_repr(item)}")
     return raws, problems, len(data)
 
 
@@ -138,10 +136,10 @@ class Verdict:
 def examine_request(
     query: str, headers: Mapping[str, str], body: bytes, *, site_code: str | None = None
 ) -> Verdict:
-    """Check a ``POST /visit/events`` request: URL query, headers, size, then the body.
+    """Examine a ``POST /visit/events`` request: URL query, headers, size, then the body.
 
     Only a malformed URL query (400) or an oversized body (413) is refused; everything else is
-    answered 202 and its problems recorded, as the real API accepts before it checks.
+    answered 202 and its problems recorded, as the real API accepts before it validates.
     """
     try:
         pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=True, errors="strict")
@@ -171,10 +169,9 @@ def examine_request(
     problems += _user_agent_problems(headers.get("User-Agent"))
     visitor_code = params.get("visitorCode")
     if visitor_code is not None:
-        try:
-            _check_string(visitor_code, COMMON_FIELDS["visitorCode"])
-        except _Invalid as exc:
-            problems.append(f"URL query visitorCode {exc}")
+        problem = field_problem(visitor_code, COMMON_FIELDS["visitorCode"])
+        if problem is not None:
+            problems.append(f"URL query visitorCode {problem}")
     parsed = parse_body(body, body_format=body_format, visitor_code=visitor_code)
     return Verdict(202, params, body_format, problems + parsed.problems, parsed)
 
@@ -185,22 +182,3 @@ def _user_agent_problems(user_agent: str | None) -> list[str]:
     if user_agent.startswith(DEFAULT_USER_AGENT_PREFIXES):
         return [f"User-Agent {user_agent!r} is the HTTP library's default; set our own"]
     return []
-
-
-def _loose_query(query: str) -> dict[str, str]:
-    return dict(parse_qsl(query, keep_blank_values=True))
-
-
-def _body_format_of(query: str) -> BodyFormat:
-    return "json" if _loose_query(query).get("json") == "true" else "query"
-
-
-def _count_events(query: str, body: bytes) -> int:
-    """How many events a body holds, cheaply, for requests that were not examined."""
-    if _body_format_of(query) == "query":
-        return len(body.rstrip(b"\n").split(b"\n")) if body.strip() else 0
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return 0
-    return len(data) if isinstance(data, list) else 0

@@ -1,44 +1,95 @@
 """The HTTP side of the stand-in: read one request, apply any scripted fault, answer it.
 
-Every request, on any path and with any method, is recorded on the ``DataApiServer`` before it
-is answered, so once a client has its answer, the server already holds what it sent.
+Every request, on any path and with any method, is recorded in the server's ``Recording``
+before it is answered, so once a client has its answer, the server already holds what it sent.
+
+This module does not import ``server.py`` (which imports it to serve): what it needs of the
+``DataApiServer`` is the ``Recording``, a ``stopping`` event, and the ``ServerOptions`` below.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import json
 import socket
 import sys
+import threading
 import time
+import traceback
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import SplitResult, urlsplit
+from typing import Any, Protocol, cast
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-from django_kameleoon.testing.body import (
-    Verdict,
-    _body_format_of,
-    _count_events,
-    _loose_query,
-    examine_request,
-)
-from django_kameleoon.testing.received import Headers, ReceivedRequest, _Fault
-from django_kameleoon.testing.rules import EVENTS_PATH
-
-if TYPE_CHECKING:
-    from django_kameleoon.testing.server import DataApiServer
+from django_kameleoon.testing.body import Verdict, examine_request
+from django_kameleoon.testing.received import Fault, Headers, ReceivedRequest
+from django_kameleoon.testing.recording import Recording
+from django_kameleoon.testing.rules import EVENTS_PATH, BodyFormat, WireEvent
 
 # Bodies larger than this are not even read (the connection is closed after the 413); below
 # it they are read and discarded, so the client reliably sees the 413 rather than a reset.
 _MAX_READ_BYTES = 64 * 1024 * 1024
 
 
-class _HttpServer(ThreadingHTTPServer):
+class ServerOptions(Protocol):
+    """What a handler reads of its ``DataApiServer`` on every request.
+
+    ``DataApiServer``'s attributes of these names, read as they are at that moment, so that a
+    change after ``start()`` applies to the next request.
+    """
+
+    @property
+    def site_code(self) -> str | None: ...
+
+    @property
+    def on_event(self) -> Callable[[dict[str, Any]], None] | None: ...
+
+    @property
+    def on_violation(self) -> Callable[[str], None] | None: ...
+
+
+class HttpServer(ThreadingHTTPServer):
+    """One life of a ``DataApiServer``'s port, from ``start()`` to ``stop()``.
+
+    ``stopping`` is set when that life ends: a scripted delay waits on it, so ``stop()`` cuts
+    the delay short. The open connections are tracked, so ``stop()`` can cut them too.
+    """
+
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], api: DataApiServer) -> None:
-        self.api = api
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        recording: Recording,
+        options: ServerOptions,
+        stopping: threading.Event,
+    ) -> None:
+        self.recording = recording
+        self.options = options
+        self.stopping = stopping
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+    def connection_opened(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.add(connection)
+
+    def connection_closed(self, connection: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(connection)
+
+    def cut_connections(self) -> None:
+        """Shut every open connection down: keep-alive ones would outlive the closed port."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client hanging up, or stop() cutting a connection, is routine here.
@@ -56,18 +107,18 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 60  # an idle keep-alive connection must not hold a thread forever
 
     @property
-    def api(self) -> DataApiServer:
-        return cast(_HttpServer, self.server).api
+    def http(self) -> HttpServer:
+        return cast(HttpServer, self.server)
 
     def setup(self) -> None:
         super().setup()
-        self.api._connection_opened(self.connection)
+        self.http.connection_opened(self.connection)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.api._connection_closed(self.connection)
+            self.http.connection_closed(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests read ``requests`` instead of stderr."""
@@ -88,15 +139,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._conclude(arrived, url, headers, body, wrong, status=wrong.status)
             return
 
-        fault = self.api._next_fault()
-        if fault is not None and fault.kind == "delay" and not self.api._pause(fault.seconds):
-            fault = _Fault("drop")  # stop() during the delay: the answer is lost
+        fault = self.http.recording.next_fault()
+        if fault is not None and fault.kind == "delay" and self.http.stopping.wait(fault.seconds):
+            fault = Fault("drop")  # stop() during the delay: the answer is lost
         if fault is not None and fault.kind == "fail":  # the API never gets to the body
             self._conclude(arrived, url, headers, body, None, fault=fault, status=fault.status)
             return
         verdict = None
         if fault is None or fault.kind == "delay" or fault.accept:
-            verdict = examine_request(url.query, headers, body, site_code=self.api.site_code)
+            site_code = self.http.options.site_code
+            verdict = examine_request(url.query, headers, body, site_code=site_code)
         if fault is not None and fault.kind == "drop":
             self.close_connection = True
             self._conclude(arrived, url, headers, body, verdict, fault=fault, status=None)
@@ -156,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
         verdict: Verdict | None,
         *,
         status: int | None,
-        fault: _Fault | None = None,
+        fault: Fault | None = None,
     ) -> None:
         """Record the request, then answer ``status`` (None: close the connection unanswered).
 
@@ -178,7 +230,8 @@ class _Handler(BaseHTTPRequestHandler):
             at=arrived,
             fault=fault.kind if fault else None,
         )
-        self.api._record(request, verdict)
+        accepted, violations = self.http.recording.record(request, verdict)
+        self._tell(accepted, violations)
         if status is None:
             return
         self.send_response(status)
@@ -188,3 +241,39 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Allow", "POST")
         self.send_header("Content-Length", "0")
         self.end_headers()
+
+    def _tell(self, accepted: list[WireEvent], violations: list[str]) -> None:
+        """Pass what was just recorded to the server's callbacks, before the sender's answer."""
+        options = self.http.options
+        # A failing callback is the caller's bug: show it, but keep serving the sender.
+        try:
+            if options.on_violation is not None:
+                for violation in violations:
+                    options.on_violation(violation)
+            if options.on_event is not None:
+                for event in accepted:
+                    options.on_event(copy.deepcopy(event))
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+
+
+# What a request held, read leniently: every request is recorded, even one never examined.
+
+
+def _loose_query(query: str) -> dict[str, str]:
+    return dict(parse_qsl(query, keep_blank_values=True))
+
+
+def _body_format_of(query: str) -> BodyFormat:
+    return "json" if _loose_query(query).get("json") == "true" else "query"
+
+
+def _count_events(query: str, body: bytes) -> int:
+    """How many events a body holds, cheaply, for requests that were not examined."""
+    if _body_format_of(query) == "query":
+        return len(body.rstrip(b"\n").split(b"\n")) if body.strip() else 0
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return 0
+    return len(data) if isinstance(data, list) else 0

@@ -59,7 +59,9 @@ class ReceivedRequest:
 
 
 @dataclass(frozen=True)
-class _Fault:
+class Fault:
+    """One scripted fault, applied to one POST: see ``DataApiServer.fail``, ``delay``, ``drop``."""
+
     kind: Literal["fail", "delay", "drop"]
     status: int = 0
     seconds: float = 0.0

@@ -1,8 +1,8 @@
-"""The rules of ``POST /visit/events``, as data, transcribed from the seed page.
+"""The rules of ``POST /visit/events``, as data, transcribed from Kameleoon's page for it.
 
-Kameleoon's OpenAPI page for the endpoint (``shared/seed/data-api-visit-events.md``) lists every
-event type, field, type and limit; this module holds them as tables, written down separately
-from ``events.py`` (see the package doc for why). ``checks.py`` applies them to one event,
+That page, kept in the repository as ``docs/data-api-visit-events.md``, lists every event type,
+field, type and limit; this module holds them as tables, written down separately from
+``events.py`` (see the package doc for why). ``validation.py`` applies them to one event,
 ``body.py`` to a whole request.
 """
 
@@ -11,14 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Event = dict[str, Any]
+# One event as it travels in a request body: field names to JSON values. Named apart from
+# ``django_kameleoon.events.Event``, the sender's class, which this package never uses.
+WireEvent = dict[str, Any]
 BodyFormat = Literal["json", "query"]
 
 EVENTS_PATH = "/visit/events"
 MAX_BODY_BYTES = 3_000_000  # "The body size limit is 3 MB."
 
-# The defaults of Python's HTTP libraries: the seed says a server-side sender must overwrite
-# the library's User-Agent, or Kameleoon may take it for a bot.
+# The defaults of Python's HTTP libraries: Kameleoon's page says a server-side sender must
+# overwrite the library's User-Agent, or Kameleoon may take it for a bot.
 DEFAULT_USER_AGENT_PREFIXES = (
     "python-requests/",
     "python-urllib3/",
@@ -33,7 +35,7 @@ Kind = Literal[
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """One body parameter: its seed type, whether it is required, and its limits.
+    """One body parameter: its type on Kameleoon's page, whether it is required, and its limits.
 
     ``limit`` is the most characters of a string. ``choices`` lists an enum's values;
     ``pattern`` is a regular expression the whole string must match.
@@ -71,7 +73,7 @@ UNEXPOSITION_CAUSES = (
 )
 
 # Parameters every event carries. visitorCode is required only when the URL query has none,
-# which check_event() handles, so it is not marked required here.
+# which examine_event() handles, so it is not marked required here.
 COMMON_FIELDS: dict[str, FieldSpec] = {
     "visitorCode": FieldSpec("string", limit=100, min_length=1),
     "nonce": FieldSpec("string", required=True, pattern="[0-9a-fA-F]{16}"),
@@ -156,7 +158,7 @@ METADATA_VALUE_LIMIT = 2048
 VALUES_COUNT_MAP_MAX_ENTRIES = 256
 MAPPING_IDENTIFIER_KEY_LIMIT = 100
 
-_INT_RANGES: dict[str, tuple[int, int]] = {
+INT_RANGES: dict[str, tuple[int, int]] = {
     "int32": (-(2**31), 2**31 - 1),
     "int64": (-(2**63), 2**63 - 1),
 }
