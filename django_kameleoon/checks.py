@@ -1,15 +1,15 @@
 """System checks: catch configuration mistakes at ``manage.py check`` / ``runserver`` time.
 
 - ``E001`` ``KAMELEOON['SITE_CODE']`` is missing or is not a Kameleoon project ID;
+- ``E002`` running under uWSGI older than 2.0.27 without threads, where the sender thread runs
+  only while a request is served and at exit (``lifecycle.uwsgi_threads_problem``);
 - ``E003`` ``KAMELEOON`` is not a dict, or names a setting that does not exist;
 - ``E004`` and up: one id per other setting, for a bad value of it, as declared beside the
   setting in ``conf.Settings`` (the README's "System checks" table lists them all);
 - ``W001`` the middleware is not in ``MIDDLEWARE``;
 - ``W002`` the middleware is listed after one that answers pages without it (cache, flatpages);
 - ``W003`` the middleware is listed before ``ConditionalGetMiddleware``;
-- ``W004`` a Django templates backend lacks the ``request`` context processor the tags need;
-- ``E002`` running under uWSGI older than 2.0.27 without threads, where the sender thread runs
-  only while a request is served and at exit.
+- ``W004`` a Django templates backend lacks the ``request`` context processor the tags need.
 """
 
 from __future__ import annotations
