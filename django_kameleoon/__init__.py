@@ -13,14 +13,14 @@ __version__ = "0.1.0"
 #: Events kept by ``LocmemBackend``, like ``django.core.mail.outbox``.
 outbox: list[Any] = []
 
-__all__ = ["flush", "get_visitor_code", "outbox", "track", "track_conversion"]
+__all__ = ["flush", "get_visitor_code", "outbox", "stats", "track", "track_conversion"]
 
 if TYPE_CHECKING:
-    from django_kameleoon.api import flush, get_visitor_code, track, track_conversion
+    from django_kameleoon.api import flush, get_visitor_code, stats, track, track_conversion
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("flush", "get_visitor_code", "track", "track_conversion"):
+    if name in ("flush", "get_visitor_code", "stats", "track", "track_conversion"):
         from django_kameleoon import api
 
         value = globals()[name] = getattr(api, name)

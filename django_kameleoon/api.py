@@ -25,7 +25,7 @@ from django_kameleoon.visitor import (
     request_state,
 )
 
-__all__ = ["flush", "get_visitor_code", "track", "track_conversion"]
+__all__ = ["flush", "get_visitor_code", "stats", "track", "track_conversion"]
 
 logger = logging.getLogger("django_kameleoon")
 
@@ -118,3 +118,12 @@ def flush(timeout: float | None = None) -> bool:
     Returns True when nothing is left, False when ``timeout`` seconds passed first.
     """
     return get_backend().flush(timeout)
+
+
+def stats() -> dict[str, int]:
+    """This process's delivery counters, in one shape whatever the backend.
+
+    ``queued`` (waiting now), ``sent`` (delivered), ``retried`` (sent again after a failure, per
+    event and retry), ``dropped`` (given up, for any reason) and ``requests`` (made to the API).
+    """
+    return get_backend().stats()

@@ -293,7 +293,7 @@ class Settings:
     )
 
     @cached_property
-    def consent_check(self) -> Callable[[Any], Any] | None:
+    def consent_callable(self) -> Callable[[Any], Any] | None:
         """The ``CONSENT`` callable, imported once rather than on every request."""
         from django.utils.module_loading import import_string
 

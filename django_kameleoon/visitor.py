@@ -107,8 +107,8 @@ def _consent(request: HttpRequest, settings: Settings) -> bool:
         return False
     if settings.RESPECT_DNT and meta.get("HTTP_DNT", "").strip() == "1":
         return False
-    check = settings.consent_check
-    return True if check is None else bool(check(request))
+    ask = settings.consent_callable
+    return True if ask is None else bool(ask(request))
 
 
 @lru_cache(maxsize=2)

@@ -384,10 +384,10 @@ def note_visitor_code(persona: Persona, html: str) -> None:
 # What arrived, and whether it is right
 # --------------------------------------------------------------------------------------------
 
-Event = dict[str, object]
+WireEvent = dict[str, object]
 
 
-def check(people: Sequence[Persona], events: list[Event], violations: list[str]) -> list[str]:
+def check(people: Sequence[Persona], events: list[WireEvent], violations: list[str]) -> list[str]:
     """Everything wrong with what the collector received; empty means the demo passed."""
     problems = [f"{p.label}: {problem}" for p in people for problem in p.problems]
     counts = count_by_type(events)
@@ -428,7 +428,7 @@ def check_persona(persona: Persona, summaries: dict[str, VisitorSummary]) -> lis
     return problems
 
 
-def report(people: Sequence[Persona], events: list[Event], violations: list[str]) -> None:
+def report(people: Sequence[Persona], events: list[WireEvent], violations: list[str]) -> None:
     """The tables: every event, per visitor, what was filtered, and counts by type."""
     heading(f"What the collector received: {len(events)} events, in arrival order")
     for event in events:

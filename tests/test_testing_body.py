@@ -143,7 +143,7 @@ def test_missing_user_agent_is_flagged(api: DataApiServer) -> None:
         assert connection.getresponse().status == 202
     finally:
         connection.close()
-    assert api.violations == ["User-Agent header is missing; the seed says to set our own"]
+    assert api.violations == ["User-Agent header is missing; a server-side sender must set its own"]
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ from typing import Any
 #: Longest text shown for one value: an event line must stay one readable line.
 MAX_VALUE_WIDTH = 120
 
-Event = Mapping[str, Any]
+#: One event as received: the API's own field names, JSON types.
+WireEvent = Mapping[str, Any]
 
 
 def clean(value: object, width: int = MAX_VALUE_WIDTH) -> str:
@@ -41,11 +42,12 @@ def compact_json(value: object) -> str:
     return clean(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
-def _joined(parts: Iterable[str | None], separator: str = "  ") -> str:
+def joined(parts: Iterable[str | None], separator: str = "  ") -> str:
+    """The parts that are there, in order: an event's optional fields leave no gaps."""
     return separator.join(part for part in parts if part)
 
 
-def _field(event: Event, name: str, label: str | None = None) -> str | None:
+def _field(event: WireEvent, name: str, label: str | None = None) -> str | None:
     """``label=value`` when the event has the field, else None (left out of the line)."""
     if name not in event:
         return None
@@ -54,10 +56,10 @@ def _field(event: Event, name: str, label: str | None = None) -> str | None:
     return f"{label or name}={shown}"
 
 
-def describe_static(event: Event) -> str:
+def describe_static(event: WireEvent) -> str:
     """``Chrome 120 / Windows / DESKTOP / fr``, then any screen size or visit count."""
-    browser = _joined(
-        [clean(event["browser"]) if "browser" in event else None, _version(event)], " "
+    browser = joined(
+        [clean(event["browser"]) if "browser" in event else None, browser_version(event)], " "
     )
     device = [
         browser,
@@ -72,18 +74,19 @@ def describe_static(event: Event) -> str:
         _field(event, "browserIndex"),
         _field(event, "osIndex"),
     ]
-    return _joined([" / ".join(part for part in device if part) or "(no details)", *extras])
+    return joined([" / ".join(part for part in device if part) or "(no details)", *extras])
 
 
-def _version(event: Event) -> str | None:
+def browser_version(event: WireEvent) -> str | None:
+    """``browserVersion`` as the line shows it (``120`` rather than ``120.0``), if sent."""
     return number(event["browserVersion"]) if "browserVersion" in event else None
 
 
-def describe_page(event: Event) -> str:
+def describe_page(event: WireEvent) -> str:
     """``https://… "Title"``, then the canonical URL, referrer and key pages when present."""
     title = f'"{clean(event["title"])}"' if "title" in event else None
     canonical = event.get("canonicalHref")
-    return _joined(
+    return joined(
         [
             clean(event.get("href", "(no href)")),
             title,
@@ -97,9 +100,9 @@ def describe_page(event: Event) -> str:
     )
 
 
-def describe_conversion(event: Event) -> str:
+def describe_conversion(event: WireEvent) -> str:
     """``goal=7 revenue=5.5``, marked NEGATIVE when it takes a conversion back."""
-    return _joined(
+    return joined(
         [
             _field(event, "goalId", "goal"),
             _field(event, "revenue"),
@@ -110,7 +113,7 @@ def describe_conversion(event: Event) -> str:
     )
 
 
-def describe_weather(event: Event) -> str:
+def describe_weather(event: WireEvent) -> str:
     """The units of ``docs/data-api-visit-events.md``: Kelvin, percent, hPa, m/s, UNIX ms."""
     parts = [
         f"{number(event['temperature'])} K" if "temperature" in event else None,
@@ -122,25 +125,25 @@ def describe_weather(event: Event) -> str:
         _field(event, "sunsetTime", "sunset"),
         f'"{clean(event["weatherCode"])}"' if "weatherCode" in event else None,
     ]
-    return _joined(parts, " ")
+    return joined(parts, " ")
 
 
-def describe_geolocation(event: Event) -> str:
+def describe_geolocation(event: WireEvent) -> str:
     """``Paris, Île-de-France, 75001, France (48.85, 2.35)``."""
     place = ", ".join(
         clean(event[k]) for k in ("city", "region", "postalCode", "country") if k in event
     )
     if "latitude" in event or "longitude" in event:
         where = f"({number(event.get('latitude', '?'))}, {number(event.get('longitude', '?'))})"
-        place = _joined([place, where], " ")
+        place = joined([place, where], " ")
     return place or "(no details)"
 
 
-def _fields(*names: tuple[str, str]) -> Callable[[Event], str]:
+def _fields(*names: tuple[str, str]) -> Callable[[WireEvent], str]:
     """A describer that shows the given fields as ``label=value``, in order."""
 
-    def describe(event: Event) -> str:
-        return _joined([_field(event, name, label) for name, label in names], " ")
+    def describe(event: WireEvent) -> str:
+        return joined([_field(event, name, label) for name, label in names], " ")
 
     return describe
 
@@ -148,12 +151,12 @@ def _fields(*names: tuple[str, str]) -> Callable[[Event], str]:
 _COMMON = ("visitorCode", "nonce", "eventType")
 
 
-def describe_other(event: Event) -> str:
+def describe_other(event: WireEvent) -> str:
     """Every field but the common ones: for an event type this module does not know."""
-    return _joined([_field(event, name) for name in event if name not in _COMMON], " ")
+    return joined([_field(event, name) for name in event if name not in _COMMON], " ")
 
 
-DESCRIBERS: dict[str, Callable[[Event], str]] = {
+DESCRIBERS: dict[str, Callable[[WireEvent], str]] = {
     "STATICDATA": describe_static,
     "PAGE": describe_page,
     "CONVERSION": describe_conversion,
@@ -174,7 +177,7 @@ DESCRIBERS: dict[str, Callable[[Event], str]] = {
 }
 
 
-def format_event(event: Event) -> str:
+def format_event(event: WireEvent) -> str:
     """One accepted event as one line: type, visitor code, then the fields that matter."""
     event_type = clean(event.get("eventType", "?"), 20)
     describe = DESCRIBERS.get(str(event.get("eventType")), describe_other)

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from django_kameleoon.collector.format import Event, _joined, _version, clean
+from django_kameleoon.collector.format import WireEvent, browser_version, clean, joined
 
 
 @dataclass
@@ -23,13 +23,13 @@ class VisitorSummary:
     revenue: float = 0.0
     events: int = 0
 
-    def add(self, event: Event) -> None:
+    def add(self, event: WireEvent) -> None:
         """Count one more event; a negative conversion takes one (and its revenue) back."""
         self.events += 1
         kind = event.get("eventType")
         if kind == "STATICDATA":
             self.device = event.get("deviceType", self.device)
-            browser = _joined([event.get("browser"), _version(event)], " ")
+            browser = joined([event.get("browser"), browser_version(event)], " ")
             self.browser = browser or self.browser
             self.os = event.get("os", self.os)
             self.locale = event.get("localeLanguageTag", self.locale)
@@ -43,7 +43,7 @@ class VisitorSummary:
                 self.revenue += sign * revenue
 
 
-def summarize_visitors(events: Iterable[Event]) -> dict[str, VisitorSummary]:
+def summarize_visitors(events: Iterable[WireEvent]) -> dict[str, VisitorSummary]:
     """Events grouped by visitor code, in the order visitors first appeared."""
     summaries: dict[str, VisitorSummary] = {}
     for event in events:
@@ -52,7 +52,7 @@ def summarize_visitors(events: Iterable[Event]) -> dict[str, VisitorSummary]:
     return summaries
 
 
-def count_by_type(events: Iterable[Event]) -> Counter[str]:
+def count_by_type(events: Iterable[WireEvent]) -> Counter[str]:
     """How many events of each type arrived."""
     return Counter(str(event.get("eventType", "?")) for event in events)
 

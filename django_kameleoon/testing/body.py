@@ -178,7 +178,7 @@ def examine_request(
 
 def _user_agent_problems(user_agent: str | None) -> list[str]:
     if not user_agent:
-        return ["User-Agent header is missing; the seed says to set our own"]
+        return ["User-Agent header is missing; a server-side sender must set its own"]
     if user_agent.startswith(DEFAULT_USER_AGENT_PREFIXES):
         return [f"User-Agent {user_agent!r} is the HTTP library's default; set our own"]
     return []
