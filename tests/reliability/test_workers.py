@@ -16,7 +16,7 @@ from django_kameleoon import events, workers
 from django_kameleoon.backends import get_backend
 from django_kameleoon.testing import DataApiServer
 from django_kameleoon.workers import deliver_on_shutdown
-from tests.conftest import Configure
+from tests.support import Configure
 
 
 def test_lifespan_shutdown_delivers_the_queue(
