@@ -1,25 +1,24 @@
-"""Fixtures shared by the suite: a real local Data API and settings pointing at it."""
+"""Fixtures shared by the suite: a real local Data API and settings pointing at it.
+
+Helpers and constants are in ``tests/support.py``; test modules import them from there.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-import django_kameleoon
-from django_kameleoon.backends import reset_backend
-from django_kameleoon.testing import DataApiServer
+# Before the import below: failed asserts in the shared helpers explain themselves too.
+pytest.register_assert_rewrite("tests.support")
 
-SITE_CODE = "testsite01"
-
-Configure = Callable[..., None]
-
-
-def delivered(data_api: DataApiServer) -> list[dict[str, Any]]:
-    """Everything queued so far, once the backend says it is delivered."""
-    assert django_kameleoon.flush(5)
-    return data_api.events
+import django_kameleoon  # noqa: E402
+from django_kameleoon import signals  # noqa: E402
+from django_kameleoon.backends import reset_backend  # noqa: E402
+from django_kameleoon.signals import events_dropped  # noqa: E402
+from django_kameleoon.testing import DataApiServer  # noqa: E402
+from tests.support import SITE_CODE, Configure  # noqa: E402
 
 
 @pytest.fixture
@@ -57,6 +56,32 @@ def kameleoon(data_api: DataApiServer, settings: Any) -> Iterator[Configure]:
     configure()
     yield configure
     reset_backend()
+
+
+@pytest.fixture
+def dropped() -> Iterator[list[dict[str, Any]]]:
+    """What the ``events_dropped`` signal reported during the test."""
+    seen: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, events: list[Any], reason: str, **kwargs: Any) -> None:
+        seen.append({"count": len(events), "reason": reason})
+
+    events_dropped.connect(receiver)
+    yield seen
+    events_dropped.disconnect(receiver)
+
+
+@pytest.fixture
+def conversions() -> Iterator[list[dict[str, Any]]]:
+    """What receivers of ``signals.conversion`` saw during the test."""
+    seen: list[dict[str, Any]] = []
+
+    def record(sender: Any, **kwargs: Any) -> None:
+        seen.append(kwargs)
+
+    signals.conversion.connect(record)
+    yield seen
+    signals.conversion.disconnect(record)
 
 
 @pytest.fixture(autouse=True)

@@ -1,22 +1,458 @@
-"""Helpers shared by several test modules; import them from here, never from a test module.
+"""What the suite's modules share: constants, sample data, waiting, processes and real servers.
 
-Each section belongs to the tests it names.
+Test modules and ``conftest.py`` import from here and never from one another. The test site
+itself (views, URLs, signals, consent callables, ``reliability/testsite``) lives beside it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import itertools
 import json
-from collections.abc import Iterator
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
+import django_kameleoon
+from django_kameleoon import checks
+from django_kameleoon.conf import DICT_CHECK_ID, RULES
 from django_kameleoon.testing import DataApiServer
 
-# --------------------------------------------------------------------------------------------
-# The Data API stand-in (tests/test_testing_*.py): posting to it, and valid events to post
-# --------------------------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+
+# -- the test site and its Data API ------------------------------------------------------------
+
+SITE_CODE = "testsite01"
+COOKIE = "kameleoonVisitorCode"
+#: A visitor code the middleware made (a cookie it kept may be any valid code).
+NEW_CODE = re.compile(r"[a-z0-9]{16}")
+
+#: The ``kameleoon`` fixture's value: call it with ``KAMELEOON`` overrides.
+Configure = Callable[..., None]
+
+
+def delivered(data_api: DataApiServer) -> list[dict[str, Any]]:
+    """Everything queued so far, once the backend says it is delivered."""
+    assert django_kameleoon.flush(5)
+    return data_api.events
+
+
+#: One event of every type with every one of its fields: the suite's reference sample.
+FULL_EVENTS: dict[str, dict[str, Any]] = {
+    "STATICDATA": {
+        "visitNumber": 3,
+        "timeSincePreviousVisit": 86_400_000,
+        "browser": "Safari",
+        "browserIndex": 2,
+        "browserVersion": 16.3,
+        "os": "Windows",
+        "osIndex": 1,
+        "screenWidth": 1920,
+        "screenHeight": 1080,
+        "localeLanguageTag": "fr-FR",
+        "deviceType": "DESKTOP",
+    },
+    "PAGE": {
+        "href": "https://www.example.com/p?a=1&b=é=%20\nx",
+        "canonicalHref": "https://www.example.com/p",
+        "title": "Chaussures & sacs = 100% cuir\nnouveauté ✓",
+        "keyPageIndices": [1, 2],
+        "referrerHref": "https://search.example/?q=a%26b",
+        "referrerIndices": [7],
+    },
+    "CONVERSION": {
+        "goalId": 42,
+        "revenue": 19.99,
+        "negative": True,
+        "metadata": {1: ["a&b=c", "line\nbreak"], 2: ["ünïcödé 日本"]},
+    },
+    "TARGETINGSEGMENT": {"id": 9_000_000_000},
+    "EXPERIMENT": {"id": 12, "variationId": 0},
+    "PERSONALIZATION": {"id": 5, "variationId": 0, "unexpositionCause": "SCHEDULE"},
+    "WEATHER": {
+        "temperature": 293.15,
+        "humidity": 40.5,
+        "pressure": 1013.25,
+        "windSpeed": 3.2,
+        "cloudiness": 75.0,
+        "sunriseTime": 1_700_000_000_000,
+        "sunsetTime": 1_700_040_000_000,
+        "weatherCode": "Sky is Clear",
+    },
+    "CUSTOMDATA": {
+        "index": 3,
+        "mappingIdentifier": False,
+        "valuesCountMap": {"gold & silver": 2, "a=b%": 1},
+        "overwrite": False,
+    },
+    "PRODUCT": {"ean": "4006381333931"},
+    "GEOLOCATION": {
+        "country": "France",
+        "region": "Île-de-France",
+        "city": "Paris",
+        "postalCode": "75001",
+        "latitude": 48.8566,
+        "longitude": 2.3522,
+    },
+}
+
+# -- User-Agent headers of more than one test module -------------------------------------------
+
+#: Chrome 120 on Windows: the desktop browser the middleware tracks (python-requests' own UA is
+#: not used).
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
+SAFARI_MAC = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/16.3 Safari/605.1.15"
+)
+FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1"
+)
+IPAD = (
+    "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/16.6 Mobile/15E148 Safari/604.1"
+)
+ANDROID_PHONE = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.6099.144 Mobile Safari/537.36"
+)
+#: A Galaxy Tab S9: no "Mobile" in its header, so a tablet.
+ANDROID_TABLET = (
+    "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/119.0.0.0 Safari/537.36"
+)
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+BINGBOT = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
+
+# -- waiting ------------------------------------------------------------------------------------
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    timeout: float = 10.0,
+    *,
+    interval: float = 0.01,
+    details: Callable[[], str] | None = None,
+) -> None:
+    """Poll ``condition`` until it holds; fail with ``what`` (and ``details()``) at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            more = f":\n{details()}" if details else ""
+            raise AssertionError(f"waited {timeout} s for {what}{more}")
+        time.sleep(interval)
+
+
+# -- processes ------------------------------------------------------------------------------------
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """``python -m module args``, with this interpreter, so any virtualenv (CI's too) works."""
+    return [sys.executable, "-m", module, *args]
+
+
+def run_python(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run this interpreter with ``args`` in the project's root, to the end; capture its output."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+PRELUDE = """
+import json, sys
+import django
+from django.conf import settings
+settings.configure(INSTALLED_APPS=json.loads(sys.argv[2]), KAMELEOON=json.loads(sys.argv[1]))
+django.setup()
+import django_kameleoon
+"""
+
+
+def run_script(
+    body: str, kameleoon: dict[str, Any], *, installed_apps: tuple[str, ...] = ("django_kameleoon",)
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run ``body`` in a fresh interpreter with Django set up; return it and its wall time."""
+    started = time.monotonic()
+    result = run_python(
+        "-c",
+        PRELUDE + textwrap.dedent(body),
+        json.dumps(kameleoon),
+        json.dumps(list(installed_apps)),
+    )
+    return result, time.monotonic() - started
+
+
+@dataclass
+class Process:
+    """A process started by :func:`spawn` (a server, a worker, a script) and its output."""
+
+    popen: subprocess.Popen[bytes]
+    log: Path
+    url: str = ""
+
+    def output(self) -> str:
+        """Its stdout and stderr so far, interleaved as written."""
+        return self.log.read_text(errors="replace")
+
+    def wait_for(
+        self, condition: Callable[[], bool], what: str, timeout: float, interval: float = 0.01
+    ) -> None:
+        """Wait until ``condition`` holds; fail, with the output, if the process exits first."""
+
+        def done() -> bool:
+            if condition():
+                return True
+            if self.popen.poll() is not None:
+                raise AssertionError(
+                    f"the process exited ({self.popen.returncode}) before {what}:\n" + self.output()
+                )
+            return False
+
+        wait_until(done, what, timeout, interval=interval, details=self.output)
+
+    def wait_for_output(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        """Wait until a whole line of output matches ``pattern`` (``^`` and ``$`` are lines')."""
+        found: list[re.Match[str]] = []
+
+        def printed() -> bool:
+            text = self.output()
+            match = re.search(pattern, text[: text.rfind("\n") + 1], re.M)
+            found.extend([match] if match else [])
+            return match is not None
+
+        self.wait_for(printed, f"a line matching {pattern!r}", timeout)
+        return found[0]
+
+    def stop(self, sig: int = signal.SIGTERM, *, timeout: float, group: bool = False) -> float:
+        """Send ``sig`` (to the whole process group if ``group``, as Ctrl-C in a terminal does)
+        and wait for the process to exit; return how long that took.
+
+        Fails the test (after killing the whole process group) if it outlives ``timeout``.
+        """
+        started = time.monotonic()
+        if group:
+            os.killpg(self.popen.pid, sig)
+        else:
+            self.popen.send_signal(sig)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(self.popen)
+            raise AssertionError(
+                f"the process did not exit within {timeout} s of signal {sig}:\n{self.output()}"
+            ) from None
+        return time.monotonic() - started
+
+
+def kill_group(popen: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group we started (the process and its children) and reap it."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait(10)
+
+
+@contextlib.contextmanager
+def spawn(
+    argv: list[str],
+    log: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    pass_fds: tuple[int, ...] = (),
+) -> Iterator[Process]:
+    """Run ``argv`` in its own process group, its output (unbuffered) in ``log``, with ``env``
+    added to ours; whatever happens, nothing of it outlives the block."""
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
+            start_new_session=True,
+        )
+    try:
+        yield Process(popen, log)
+    finally:
+        if popen.poll() is None:
+            kill_group(popen)
+        else:  # the leader is gone; make sure no orphaned child of its group is left
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(popen.pid, signal.SIGKILL)
+
+
+def listening_socket() -> socket.socket:
+    """A socket listening on 127.0.0.1 at a port the kernel chose, inheritable by a child."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def free_port() -> int:
+    """A port free a moment ago, for a program that binds its own (prefer a passed socket)."""
+    with listening_socket() as sock:
+        return int(sock.getsockname()[1])
+
+
+def wait_until_answering(
+    process: Process,
+    url: str,
+    timeout: float = 30.0,
+    *,
+    headers: Mapping[str, str] | None = None,
+    request_timeout: float = 1.0,
+) -> requests.Response:
+    """GET ``url`` until it answers 200, and return that answer; fail if ``process`` exits."""
+    answers: list[requests.Response] = []
+
+    def answered() -> bool:
+        try:
+            answers.append(requests.get(url, headers=headers, timeout=request_timeout))
+        except requests.RequestException:
+            return False
+        return answers[-1].status_code == 200
+
+    process.wait_for(answered, f"{url} to answer 200", timeout, interval=0.05)
+    return answers[-1]
+
+
+# -- the test site under real servers (tests/reliability) --------------------------------------
+
+SITE_SETTINGS = "tests.reliability.testsite.settings"
+
+
+def site_environment(kameleoon: dict[str, Any]) -> dict[str, str]:
+    """The environment of a process running the test site with these ``KAMELEOON`` overrides."""
+    return {
+        "PYTHONPATH": str(ROOT),
+        "DJANGO_SETTINGS_MODULE": SITE_SETTINGS,
+        "KAMELEOON_TEST_SETTINGS": json.dumps(kameleoon),
+    }
+
+
+@contextlib.contextmanager
+def serve(
+    argv: Callable[[int], list[str]],
+    kameleoon: dict[str, Any],
+    log: Path,
+    *,
+    ready_path: str = "/api/data.json",
+    timeout: float = 30.0,
+) -> Iterator[Process]:
+    """Start a server on a fresh socket (``argv(fd)`` builds its command) and wait until it answers.
+
+    The socket is bound here and inherited by the server: no port race, and connections made
+    before the server is ready wait in its backlog rather than failing. ``ready_path`` must be
+    a page the middleware does not track, so that polling sends nothing.
+    """
+    with listening_socket() as sock:
+        fd = sock.fileno()
+        port = sock.getsockname()[1]
+        with spawn(argv(fd), log, env=site_environment(kameleoon), pass_fds=(fd,)) as process:
+            sock.close()  # the server holds its own copy; ours would keep the port alive
+            process.url = f"http://127.0.0.1:{port}"
+            wait_until_answering(process, process.url + ready_path, timeout)
+            yield process
+
+
+PAGE_VIEWS = 120
+#: Secrets in the page's query string and in the referrer: REDACT_QUERY_PARAMS drops them.
+SECRET_PAGE = "/page/?q=shoes&token=s3cret&userEmail=a%40b.c"
+SECRET_REFERRER = "https://mail.example/reset?password=hunter2&lang=fr"
+
+
+@dataclass(frozen=True)
+class View:
+    """One page view: the visitor code it was made under, and whether the server made it."""
+
+    visitor_code: str
+    new: bool
+
+
+def view_page(url: str, index: int) -> View:
+    """GET one page as a new visitor (every third) or as a returning one with its own cookie."""
+    cookies = {} if index % 3 == 0 else {COOKIE: f"visitor-{index}"}
+    response = requests.get(
+        url,
+        cookies=cookies,
+        headers={
+            "User-Agent": CHROME,
+            "Connection": "close",
+            "Accept-Language": "fr-CH",
+            "Referer": SECRET_REFERRER,
+        },
+        timeout=15,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"].startswith("text/html")
+    if cookies:
+        assert COOKIE not in response.cookies  # a valid cookie is kept, not set again
+        return View(cookies[COOKIE], new=False)
+    return View(response.cookies[COOKIE], new=True)
+
+
+def burst(base_url: str, paths: list[str], count: int = PAGE_VIEWS, first: int = 0) -> list[View]:
+    """``count`` page views over real HTTP from 8 concurrent clients, cycling through ``paths``;
+    their visitors are numbered from ``first`` on."""
+    urls = [base_url + path for path in itertools.islice(itertools.cycle(paths), count)]
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(view_page, urls, range(first, first + count)))
+
+
+def assert_each_view_arrived_once(data_api: DataApiServer, views: list[View]) -> None:
+    codes = Counter(view.visitor_code for view in views)
+    assert len(codes) == len(views), "every page view was made under its own visitor code"
+    events = data_api.wait_for_events(2 * len(views), timeout=10)
+    by_type = Counter(event["eventType"] for event in events)
+    assert by_type == {"PAGE": len(views), "STATICDATA": len(views)}
+    for event_type in ("PAGE", "STATICDATA"):
+        received = Counter(e["visitorCode"] for e in events if e["eventType"] == event_type)
+        assert received == codes, f"{event_type} events do not match the page views one to one"
+    assert data_api.duplicates == []
+    static = next(e for e in events if e["eventType"] == "STATICDATA")
+    assert (static["browser"], static["localeLanguageTag"]) == ("Chrome", "fr-CH")
+    for page in (e for e in events if e["eventType"] == "PAGE"):
+        assert page["referrerHref"] == "https://mail.example/reset?lang=fr"
+        assert "s3cret" not in page["href"] and "a%40b.c" not in page["href"], page["href"]
+
+
+def assert_no_loss_reported(process: Process) -> None:
+    """The library logged no warning or error, and appears in no traceback.
+
+    (gunicorn's quick shutdown may print a traceback of its own: a worker leaves through
+    ``sys.exit`` from a signal handler, interrupting whatever it was doing.)
+    """
+    output = process.output()
+    assert not re.search(r"(WARNING|ERROR|CRITICAL) django_kameleoon", output), output
+    assert "django_kameleoon/" not in output, output
+
+
+# -- the Data API stand-in (tests/test_testing_*.py): posting to it, valid events to post ------
 
 SITE = "site-under-test"
 UA = "django-kameleoon-tests/1.0"
@@ -149,3 +585,13 @@ def typed(e: dict[str, Any]) -> dict[str, Any]:
     floats = {"browserVersion", "revenue", "temperature", "humidity", "pressure"}
     floats |= {"windSpeed", "cloudiness", "latitude", "longitude"}
     return {k: float(v) if k in floats else v for k, v in e.items()}
+
+
+# -- system checks (tests/test_checks.py, tests/test_readme.py) ----------------------------------
+
+
+def every_check_id() -> list[str]:
+    """Every id the app reports: those declared in ``conf`` and those written in ``checks.py``."""
+    declared = [rule.check_id for rule in RULES.values()] + [DICT_CHECK_ID]
+    written = re.findall(r'id="django_kameleoon\.(\w+)"', inspect.getsource(checks))
+    return [f"django_kameleoon.{check_id}" for check_id in declared + written]

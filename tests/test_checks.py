@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import io
 import logging
 import re
@@ -18,8 +17,9 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from django_kameleoon import checks, lifecycle
-from django_kameleoon.conf import DICT_CHECK_ID, RULES
+from django_kameleoon.conf import RULES
 from django_kameleoon.middleware import KameleoonMiddleware
+from tests.support import every_check_id
 
 OURS = "django_kameleoon.middleware.KameleoonMiddleware"
 SECURITY = "django.middleware.security.SecurityMiddleware"
@@ -55,13 +55,6 @@ def test_the_test_site_passes_every_check() -> None:
 
 
 # -- settings (E001, E003, and one id per setting from E004) --------------------------------------
-
-
-def every_check_id() -> list[str]:
-    """Every id the app reports: those declared in ``conf`` and those written in ``checks.py``."""
-    declared = [rule.check_id for rule in RULES.values()] + [DICT_CHECK_ID]
-    written = re.findall(r'id="django_kameleoon\.(\w+)"', inspect.getsource(checks))
-    return [f"django_kameleoon.{check_id}" for check_id in declared + written]
 
 
 #: A bad value of each setting, and the id it must be reported under: the ids are public, since

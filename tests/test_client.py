@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import django_kameleoon
 from django_kameleoon.backends.client import parse_retry_after
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import Configure
+from tests.support import Configure
 
 
 @given(st.text())

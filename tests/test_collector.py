@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import queue
 import re
 import signal
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import requests
@@ -35,8 +29,8 @@ from django_kameleoon.collector import (
     visitor_table,
 )
 from django_kameleoon.events import EVENT_TYPES
+from tests.support import python_module, run_python, spawn
 
-ROOT = Path(__file__).resolve().parent.parent
 SITE = "collector-site"
 UA = "django-kameleoon-tests/1.0"
 CODE = "abc123"
@@ -304,72 +298,17 @@ def test_run_says_when_the_port_is_taken() -> None:
 # --------------------------------------------------------------------------------------------
 
 
-class Process:
-    """A child process whose output lines can be awaited with a deadline."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.popen = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.output: list[str] = []
-        assert self.popen.stdout is not None
-        threading.Thread(target=self._read, args=(self.popen.stdout,), daemon=True).start()
-
-    def _read(self, stream: IO[str]) -> None:
-        for line in stream:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
-
-    def wait_for_line(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(deadline - time.monotonic(), 0))
-            except queue.Empty:
-                raise AssertionError(f"no line matching {pattern!r}: {self.output}") from None
-            if line is None:
-                raise AssertionError(f"exited before printing {pattern!r}: {self.output}")
-            self.output.append(line)
-            match = re.search(pattern, line)
-            if match:
-                return match
-
-    def stop(self, signum: int) -> tuple[int, str]:
-        self.popen.send_signal(signum)
-        returncode = self.popen.wait(timeout=20)
-        while (line := self.lines.get(timeout=5)) is not None:
-            self.output.append(line)
-        return returncode, "\n".join(self.output)
-
-
-@pytest.fixture
-def processes() -> Iterator[list[Process]]:
-    started: list[Process] = []
-    yield started
-    for process in started:
-        if process.popen.poll() is None:
-            process.popen.kill()
-            process.popen.wait()
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_the_module_serves_until_ctrl_c_or_sigterm(
-    signum: int, tmp_path: Path, processes: list[Process]
-) -> None:
+def test_the_module_serves_until_ctrl_c_or_sigterm(signum: int, tmp_path: Path) -> None:
     jsonl = tmp_path / "out.jsonl"
-    process = Process("-m", "django_kameleoon.collector", "--port=0", f"--jsonl={jsonl}")
-    processes.append(process)
-    url = process.wait_for_line(r"listening on (http://\S+)").group(1)
-    post(url, json.dumps([ONE_OF_EACH["CONVERSION"]]).encode())
-    process.wait_for_line(r"^CONVERSION v=abc123  goal=7 revenue=5.5$")
-    returncode, output = process.stop(signum)
-    assert returncode == 0, output
+    argv = python_module("django_kameleoon.collector", "--port=0", f"--jsonl={jsonl}")
+    with spawn(argv, tmp_path / "collector.log") as process:
+        url = process.wait_for_output(r"listening on (http://\S+)").group(1)
+        post(url, json.dumps([ONE_OF_EACH["CONVERSION"]]).encode())
+        process.wait_for_output(r"^CONVERSION v=abc123  goal=7 revenue=5.5$")
+        process.stop(signum, timeout=20)
+    output = process.output()
+    assert process.popen.returncode == 0, output
     assert "received 1 event(s): CONVERSION 1" in output
     assert "Traceback" not in output
     assert json.loads(jsonl.read_text()) == ONE_OF_EACH["CONVERSION"]
@@ -380,21 +319,20 @@ def test_the_collector_does_not_import_django() -> None:
         "import sys, django_kameleoon.collector; "
         "print(sorted(m for m in sys.modules if m == 'django' or m.startswith('django.')))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
+    result = run_python("-c", code, timeout=30)
     assert result.stdout.strip() == "[]", result.stderr
 
 
-def test_the_management_command_defaults_to_the_site_code(processes: list[Process]) -> None:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    process = Process("-m", "django", "kameleoon_collector", "--port=0", env=env)
-    processes.append(process)
-    url = process.wait_for_line(r"listening on (http://\S+)").group(1)
-    process.wait_for_line(r"siteCode: 'testsite01' only")
-    wrong_site = [ONE_OF_EACH["PRODUCT"]]
-    post(url, json.dumps(wrong_site).encode())  # posted with siteCode=collector-site
-    process.wait_for_line(r"^!! VIOLATION: siteCode 'collector-site' is not this server's")
-    returncode, output = process.stop(signal.SIGTERM)
-    assert returncode == 1, output  # a session with violations ends non-zero
+def test_the_management_command_defaults_to_the_site_code(tmp_path: Path) -> None:
+    argv = python_module("django", "kameleoon_collector", "--port=0")
+    env = {"DJANGO_SETTINGS_MODULE": "tests.settings"}
+    with spawn(argv, tmp_path / "collector.log", env=env) as process:
+        url = process.wait_for_output(r"listening on (http://\S+)").group(1)
+        process.wait_for_output(r"siteCode: 'testsite01' only")
+        wrong_site = [ONE_OF_EACH["PRODUCT"]]
+        post(url, json.dumps(wrong_site).encode())  # posted with siteCode=collector-site
+        process.wait_for_output(r"^!! VIOLATION: siteCode 'collector-site' is not this server's")
+        process.stop(signal.SIGTERM, timeout=20)
+    output = process.output()
+    assert process.popen.returncode == 1, output  # a session with violations ends non-zero
     assert "PRODUCT    v=abc123  ean=4006381333931" in output

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import SITE_CODE, Configure
+from tests.support import SITE_CODE, Configure
 
 COMMAND = "kameleoon_send_test_event"
 

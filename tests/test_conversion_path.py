@@ -7,12 +7,6 @@ rules however it was recorded.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,50 +15,23 @@ from django.dispatch import receiver
 import django_kameleoon
 from django_kameleoon import signals
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import Configure, delivered
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import SITE_CODE, Configure, delivered, run_script
 
 
 def test_a_conversion_is_delivered_without_the_app_installed(data_api: DataApiServer) -> None:
     """Without ``django_kameleoon`` in INSTALLED_APPS no ``AppConfig.ready`` ever runs."""
-    script = textwrap.dedent(
+    result, _ = run_script(
         """
-        import json, sys
-        import django
-        from django.conf import settings
-        settings.configure(INSTALLED_APPS=[], KAMELEOON=json.loads(sys.argv[1]))
-        django.setup()
-        import django_kameleoon
         django_kameleoon.track_conversion("visitor-1", 12, revenue=59.8)
         assert django_kameleoon.flush(10)
-        """
-    )
-    kameleoon = {"SITE_CODE": "testsite01", "DATA_API_URL": data_api.url}
-    result = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(kameleoon)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        """,
+        {"SITE_CODE": SITE_CODE, "DATA_API_URL": data_api.url},
+        installed_apps=(),
     )
     assert result.returncode == 0, result.stderr
     assert [(e["eventType"], e["goalId"], e["revenue"]) for e in data_api.events] == [
         ("CONVERSION", 12, 59.8)
     ]
-
-
-@pytest.fixture
-def notified() -> Iterator[list[dict[str, Any]]]:
-    """What receivers of ``signals.conversion`` see."""
-    seen: list[dict[str, Any]] = []
-
-    @receiver(signals.conversion)
-    def record(sender: Any, **kwargs: Any) -> None:
-        seen.append(kwargs)
-
-    yield seen
-    signals.conversion.disconnect(record)
 
 
 def test_the_conversion_is_queued_before_receivers_hear_of_it(
@@ -111,7 +78,7 @@ def test_negative_takes_only_true_or_false_everywhere(
 
 
 def test_receivers_see_the_values_that_were_queued(
-    kameleoon: Configure, data_api: DataApiServer, notified: list[dict[str, Any]]
+    kameleoon: Configure, data_api: DataApiServer, conversions: list[dict[str, Any]]
 ) -> None:
     from decimal import Decimal
 
@@ -119,7 +86,7 @@ def test_receivers_see_the_values_that_were_queued(
         "visitor-1", 12, revenue=Decimal("19.99"), negative=True, metadata={3: ["gold"]}
     )
     (sent,) = delivered(data_api)
-    (seen,) = notified
+    (seen,) = conversions
     assert (seen["goal_id"], seen["revenue"], seen["negative"], seen["metadata"]) == (
         sent["goalId"],
         sent["revenue"],

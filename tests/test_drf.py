@@ -7,7 +7,7 @@ from django.test import Client
 
 import django_kameleoon
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import Configure
+from tests.support import COOKIE, Configure
 
 CODE = "returning_visitor-1"
 
@@ -15,7 +15,7 @@ CODE = "returning_visitor-1"
 @pytest.fixture
 def client(kameleoon: Configure) -> Client:
     client = Client()
-    client.cookies["kameleoonVisitorCode"] = CODE
+    client.cookies[COOKIE] = CODE
     return client
 
 
@@ -36,6 +36,6 @@ def test_a_new_visitor_of_an_api_view_gets_the_cookie_of_its_conversion(
 ) -> None:
     response = Client().post("/drf/checkout/", content_type="application/json", data={})
     code = response.json()["visitor"]
-    assert response.cookies["kameleoonVisitorCode"].value == code
+    assert response.cookies[COOKIE].value == code
     assert django_kameleoon.flush(5)
     assert [e["visitorCode"] for e in data_api.events] == [code]

@@ -5,72 +5,16 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
 
-from django_kameleoon.events import EVENT_TYPES, FIELDS, MAX_BODY_BYTES, make_event, new_nonce
-
-#: One event of every type with every one of its fields: the suite's reference sample.
-FULL_EVENTS: dict[str, dict[str, Any]] = {
-    "STATICDATA": {
-        "visitNumber": 3,
-        "timeSincePreviousVisit": 86_400_000,
-        "browser": "Safari",
-        "browserIndex": 2,
-        "browserVersion": 16.3,
-        "os": "Windows",
-        "osIndex": 1,
-        "screenWidth": 1920,
-        "screenHeight": 1080,
-        "localeLanguageTag": "fr-FR",
-        "deviceType": "DESKTOP",
-    },
-    "PAGE": {
-        "href": "https://www.example.com/p?a=1&b=é=%20\nx",
-        "canonicalHref": "https://www.example.com/p",
-        "title": "Chaussures & sacs = 100% cuir\nnouveauté ✓",
-        "keyPageIndices": [1, 2],
-        "referrerHref": "https://search.example/?q=a%26b",
-        "referrerIndices": [7],
-    },
-    "CONVERSION": {
-        "goalId": 42,
-        "revenue": 19.99,
-        "negative": True,
-        "metadata": {1: ["a&b=c", "line\nbreak"], 2: ["ünïcödé 日本"]},
-    },
-    "TARGETINGSEGMENT": {"id": 9_000_000_000},
-    "EXPERIMENT": {"id": 12, "variationId": 0},
-    "PERSONALIZATION": {"id": 5, "variationId": 0, "unexpositionCause": "SCHEDULE"},
-    "WEATHER": {
-        "temperature": 293.15,
-        "humidity": 40.5,
-        "pressure": 1013.25,
-        "windSpeed": 3.2,
-        "cloudiness": 75.0,
-        "sunriseTime": 1_700_000_000_000,
-        "sunsetTime": 1_700_040_000_000,
-        "weatherCode": "Sky is Clear",
-    },
-    "CUSTOMDATA": {
-        "index": 3,
-        "mappingIdentifier": False,
-        "valuesCountMap": {"gold & silver": 2, "a=b%": 1},
-        "overwrite": False,
-    },
-    "PRODUCT": {"ean": "4006381333931"},
-    "GEOLOCATION": {
-        "country": "France",
-        "region": "Île-de-France",
-        "city": "Paris",
-        "postalCode": "75001",
-        "latitude": 48.8566,
-        "longitude": 2.3522,
-    },
-}
+from django_kameleoon.events import EVENT_TYPES, FIELDS, make_event, new_nonce
+from django_kameleoon.testing import MAX_BODY_BYTES
+from tests.support import FULL_EVENTS
 
 
 def test_the_sample_covers_every_field_of_every_type() -> None:
@@ -107,8 +51,11 @@ def test_query_line_escapes_separators_newlines_and_non_ascii() -> None:
 
 def test_nonce_is_16_hex_and_made_once() -> None:
     event = make_event("v", "TARGETINGSEGMENT", {"id": 1})
-    assert len(event.nonce) == 16 and int(event.nonce, 16) >= 0
-    assert event.nonce in event.to_json() and event.nonce in event.to_json()
+    assert re.fullmatch(r"[0-9a-f]{16}", event.nonce)
+    # Made with the event, not with each encoding: every body carries the same one.
+    bodies = [event.to_json(), event.to_json()]
+    assert [json.loads(body)["nonce"] for body in bodies] == [event.nonce, event.nonce]
+    assert dict(parse_qsl(event.to_query_line()))["nonce"] == event.nonce
     assert len({new_nonce() for _ in range(1000)}) == 1000
 
 
@@ -210,7 +157,20 @@ def test_an_event_no_request_could_carry_is_refused_at_the_call() -> None:
     metadata = {i: ["\u0001" * 2048] * 256 for i in range(10)}
     with pytest.raises(ValueError, match="body limit"):
         make_event("v", "CONVERSION", {"goalId": 1, "metadata": metadata})
-    assert MAX_BODY_BYTES == 3_000_000
+
+
+def test_the_body_limit_is_the_data_apis() -> None:
+    """Within 20 kB of the API's 3 MB body limit: an event just under it is made, one just
+    over is refused (at most 256 values a key, at most 2048 characters a value)."""
+
+    def conversion(values: int) -> dict[str, Any]:
+        full = ["x" * 2048] * values
+        return {"goalId": 1, "metadata": {i: full[i * 256 : (i + 1) * 256] for i in range(6)}}
+
+    under = make_event("v", "CONVERSION", conversion(1455))
+    assert MAX_BODY_BYTES - 20_000 < len(under.to_json().encode()) <= MAX_BODY_BYTES
+    with pytest.raises(ValueError, match=r"is 3,0[01]\d,\d{3} bytes as JSON, over .* body limit"):
+        make_event("v", "CONVERSION", conversion(1470))
 
 
 def test_limits_count_utf16_units_so_emoji_count_twice() -> None:

@@ -15,9 +15,8 @@ from django.test import RequestFactory
 from django_kameleoon import goals
 from django_kameleoon.testing import DataApiServer
 from tests import signals as site_signals
-from tests.conftest import Configure, delivered
+from tests.support import COOKIE, Configure, delivered
 
-COOKIE = "kameleoonVisitorCode"
 CODE = "goal-visitor-1"
 GOALS = {"tests.signals.order_paid": 12, "tests.signals.newsletter_signup": 3}
 

@@ -8,52 +8,31 @@ accepted. The ``data_api`` fixture fails a test whose events broke any rule of t
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, iscoroutinefunction
-from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, override_settings
 
-from django_kameleoon import signals
 from django_kameleoon.middleware import KameleoonMiddleware, locale_language_tag
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import Configure, delivered
+from tests.support import (
+    ANDROID_PHONE,
+    ANDROID_TABLET,
+    BINGBOT,
+    CHROME,
+    COOKIE,
+    FIREFOX_LINUX,
+    GOOGLEBOT,
+    IPAD,
+    IPHONE,
+    NEW_CODE,
+    SAFARI_MAC,
+    Configure,
+    delivered,
+)
 from tests.views import LONG_TITLE
-
-COOKIE = "kameleoonVisitorCode"
-NEW_CODE_RE = re.compile(r"[a-z0-9]{16}")
-
-CHROME_WINDOWS = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0.6099.109 Safari/537.36"
-)
-SAFARI_MAC = (
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/16.3 Safari/605.1.15"
-)
-FIREFOX_LINUX = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0"
-IPHONE = (
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1_2 like Mac OS X) AppleWebKit/605.1.15 "
-    "(KHTML, like Gecko) Version/17.1.2 Mobile/15E148 Safari/604.1"
-)
-IPAD = (
-    "Mozilla/5.0 (iPad; CPU OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/16.6 Mobile/15E148 Safari/604.1"
-)
-ANDROID_PHONE = (
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0.6099.144 Mobile Safari/537.36"
-)
-ANDROID_TABLET = (
-    "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/119.0.0.0 Safari/537.36"
-)
-GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-BINGBOT = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
 
 VALID_CODE = "Abc_123-xyz"
 
@@ -102,14 +81,14 @@ def test_desktop_chrome_page_view(
     kameleoon(BODY_FORMAT=body_format)
     response = client.get(
         "/page/?q=shoes&page=2",
-        HTTP_USER_AGENT=CHROME_WINDOWS,
+        HTTP_USER_AGENT=CHROME,
         HTTP_ACCEPT_LANGUAGE="fr-CH, fr;q=0.9, en;q=0.8",
         HTTP_REFERER="https://www.google.com/search?q=shoes",
     )
 
     assert response.status_code == 200
     code = visitor_cookie(response)
-    assert NEW_CODE_RE.fullmatch(code)
+    assert NEW_CODE.fullmatch(code)
     assert f'<p id="visitor">{code}</p>' in response.content.decode()
     events = delivered(data_api)
     assert len(events) == 2
@@ -265,7 +244,7 @@ def test_invalid_cookie_is_replaced(client: Client, data_api: DataApiServer, raw
     response = client.get("/page/", HTTP_COOKIE=f"{COOKIE}={raw}")
     assert response.status_code == 200
     code = visitor_cookie(response)
-    assert NEW_CODE_RE.fullmatch(code)
+    assert NEW_CODE.fullmatch(code)
     assert raw not in response.content.decode() or raw == ""
     assert {event["visitorCode"] for event in delivered(data_api)} == {code}
 
@@ -358,19 +337,6 @@ def test_code_used_by_a_non_page_is_stored(client: Client, data_api: DataApiServ
 
 
 # -- conversions ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def conversions() -> Iterator[list[dict[str, Any]]]:
-    """What receivers of ``signals.conversion`` see."""
-    seen: list[dict[str, Any]] = []
-
-    @receiver(signals.conversion)
-    def record(sender: Any, **kwargs: Any) -> None:
-        seen.append(kwargs)
-
-    yield seen
-    signals.conversion.disconnect(record)
 
 
 def test_post_conversion_then_redirect(
@@ -640,7 +606,7 @@ def test_tracking_error_is_logged_without_visitor_data(
     kameleoon(CONSENT="tests.consent.broken")
     client.cookies[COOKIE] = VALID_CODE
     with caplog.at_level(logging.INFO, logger="django_kameleoon"):
-        response = client.get("/plain/", HTTP_USER_AGENT=CHROME_WINDOWS)
+        response = client.get("/plain/", HTTP_USER_AGENT=CHROME)
     assert response.status_code == 200
     assert delivered(data_api) == []
     ours = [r for r in caplog.records if r.name == "django_kameleoon"]

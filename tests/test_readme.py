@@ -45,8 +45,7 @@ from django_kameleoon.conf import RULES, Settings, get_settings, load_settings
 from django_kameleoon.events import EVENT_TYPES
 from django_kameleoon.testing import DataApiServer
 from django_kameleoon.visitor import request_state
-from tests.conftest import SITE_CODE, Configure
-from tests.test_checks import every_check_id
+from tests.support import SITE_CODE, Configure, every_check_id
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

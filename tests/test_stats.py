@@ -9,7 +9,7 @@ import pytest
 import django_kameleoon
 from django_kameleoon.backends import get_backend
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import Configure
+from tests.support import Configure
 
 SHAPE = {"queued", "sent", "retried", "dropped", "requests"}
 

@@ -18,10 +18,9 @@ from django.test import Client, RequestFactory
 from django.utils.translation import gettext_lazy
 
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import SITE_CODE, Configure, delivered
+from tests.support import COOKIE, SITE_CODE, Configure, delivered
 
 LIBRARIES = {"kameleoon": "django_kameleoon.templatetags.kameleoon"}
-COOKIE = "kameleoonVisitorCode"
 CODE = "tag-visitor-1"
 
 

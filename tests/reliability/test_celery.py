@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from django_kameleoon.testing import DataApiServer
-from tests.reliability.processes import python_module, site_environment, spawn
 from tests.reliability.testsite.celery_app import make_app
+from tests.support import python_module, site_environment, spawn
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def test_prefork_children_deliver_on_worker_shutdown(
         "fair",
     )
     app = make_app(tmp_path)
-    with spawn(argv, env, tmp_path / "worker.log") as worker:
+    with spawn(argv, tmp_path / "worker.log", env=env) as worker:
         results = [
             app.send_task("testsite.convert", args=[f"task-{i}", 77, 0.05]) for i in range(TASKS)
         ]

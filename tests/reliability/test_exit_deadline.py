@@ -1,7 +1,7 @@
 """No hang at exit: a process with 1,000 events queued and the Data API down or hanging exits
 within SHUTDOWN_TIMEOUT plus a second of its last line, and says how many events it lost.
 
-``tests/test_exit.py`` covers the refused-connection case with start-up time included; here the
+``tests/test_threaded.py`` covers the refused-connection case with start-up time included; here the
 exit itself is timed (from the script's last line to the process's end), for both kinds of
 outage: a refused connection fails fast, a hanging one must be cut short by the deadline.
 """
@@ -13,7 +13,7 @@ import time
 import pytest
 
 from django_kameleoon.testing import DataApiServer
-from tests.test_exit import run_script
+from tests.support import SITE_CODE, run_script
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def test_exit_with_1000_events_and_the_api_down(data_api: DataApiServer, outage:
         print(time.time(), flush=True)  # the last line: from here on, the process is exiting
         """,
         {
-            "SITE_CODE": "testsite01",
+            "SITE_CODE": SITE_CODE,
             "DATA_API_URL": data_api.url,
             "SHUTDOWN_TIMEOUT": SHUTDOWN_TIMEOUT,
             "TIMEOUT": 30.0,
@@ -67,7 +67,7 @@ def test_a_passing_fault_at_exit_is_retried_within_the_shutdown_timeout(
         for i in range(200):
             django_kameleoon.track_conversion(f"v{i}", 3)
         """,
-        {"SITE_CODE": "testsite01", "DATA_API_URL": data_api.url, "FLUSH_INTERVAL": 60.0},
+        {"SITE_CODE": SITE_CODE, "DATA_API_URL": data_api.url, "FLUSH_INTERVAL": 60.0},
     )
     assert result.returncode == 0, result.stderr
     assert "could not be delivered" not in result.stderr, result.stderr

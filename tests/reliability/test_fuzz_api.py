@@ -5,6 +5,7 @@ strict Data API accepts with no violation, in both body formats. Nothing in betw
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -13,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import django_kameleoon
-from django_kameleoon.events import EVENT_TYPES, FIELDS
+from django_kameleoon.events import EVENT_TYPES, FIELDS, Event
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import Configure
+from tests.support import Configure
 
 # Any character, lone surrogates and control characters included.
 ANY_CHAR = st.characters(codec=None, categories=None)
@@ -91,33 +92,51 @@ def track_calls(draw: st.DrawFn) -> tuple[Any, str, dict[str, Any]]:
     return draw(VISITOR_CODES), event_type, fields
 
 
-def deliver_and_check(data_api: DataApiServer, expected: int) -> None:
-    assert django_kameleoon.flush(30)
-    assert len(data_api.events) == expected
-    assert data_api.violations == []
+@pytest.fixture(params=["json", "query"])
+def body_format(request: pytest.FixtureRequest, kameleoon: Configure) -> str:
+    """The fuzz tests that use it run once for each body format."""
+    kameleoon(BODY_FORMAT=request.param)
+    return str(request.param)
 
 
-@pytest.mark.parametrize("body_format", ["json", "query"])
-def test_fuzzed_track_calls(
-    kameleoon: Configure, data_api: DataApiServer, body_format: str
+def fuzz_and_deliver(
+    data_api: DataApiServer,
+    examples: st.SearchStrategy[Any],
+    track: Callable[[Any], Event | None],
+    *,
+    may_refuse: bool,
 ) -> None:
-    kameleoon(BODY_FORMAT=body_format)
+    """Call ``track`` on each example: it queues an event or, if it ``may_refuse``, raises
+    TypeError or ValueError at the call. Every event queued arrives, breaking no rule."""
     accepted = 0
 
     @FUZZ
-    @given(track_calls())
-    def call(args: tuple[Any, str, dict[str, Any]]) -> None:
+    @given(examples)
+    def call(example: Any) -> None:
         nonlocal accepted
-        code, event_type, fields = args
         try:
-            event = django_kameleoon.track(code, event_type, **fields)
+            event = track(example)
         except (TypeError, ValueError):
-            return
+            if may_refuse:
+                return
+            raise
         assert event is not None
         accepted += 1
 
     call()
-    deliver_and_check(data_api, accepted)
+    assert django_kameleoon.flush(30)
+    assert len(data_api.events) == accepted
+    assert data_api.violations == []
+
+
+def track(args: tuple[Any, str, dict[str, Any]]) -> Event | None:
+    code, event_type, fields = args
+    return django_kameleoon.track(code, event_type, **fields)
+
+
+@pytest.mark.usefixtures("body_format")
+def test_fuzzed_track_calls(data_api: DataApiServer) -> None:
+    fuzz_and_deliver(data_api, track_calls(), track, may_refuse=True)
 
 
 #: Values of the right shape, but hostile: any text of any length, extreme in-range numbers.
@@ -148,56 +167,33 @@ def well_shaped_calls(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
     return draw(GOOD_CODES), event_type, {n: draw(WELL_SHAPED[spec[n].kind]) for n in names}
 
 
-@pytest.mark.parametrize("body_format", ["json", "query"])
-def test_hostile_text_in_well_shaped_calls_is_always_delivered(
-    kameleoon: Configure, data_api: DataApiServer, body_format: str
-) -> None:
+@pytest.mark.usefixtures("body_format")
+def test_hostile_text_in_well_shaped_calls_is_always_delivered(data_api: DataApiServer) -> None:
     """Text is clipped and cleaned, never rejected: every such call must be queued."""
-    kameleoon(BODY_FORMAT=body_format)
-    accepted = 0
-
-    @FUZZ
-    @given(well_shaped_calls())
-    def call(args: tuple[str, str, dict[str, Any]]) -> None:
-        nonlocal accepted
-        code, event_type, fields = args
-        assert django_kameleoon.track(code, event_type, **fields) is not None
-        accepted += 1
-
-    call()
-    deliver_and_check(data_api, accepted)
+    fuzz_and_deliver(data_api, well_shaped_calls(), track, may_refuse=False)
 
 
-@pytest.mark.parametrize("body_format", ["json", "query"])
-def test_fuzzed_conversions(
-    kameleoon: Configure, data_api: DataApiServer, body_format: str
-) -> None:
-    kameleoon(BODY_FORMAT=body_format)
-    accepted = 0
+CONVERSIONS = st.fixed_dictionaries(
+    {
+        "target": VISITOR_CODES,
+        "goal_id": st.one_of(st.integers(-(2**64), 2**64), NUMBERS, TEXT),
+        "revenue": NUMBERS,
+        "negative": st.one_of(st.booleans(), NUMBERS),
+        "metadata": st.one_of(st.none(), METADATA),
+    }
+)
 
-    @FUZZ
-    @given(
-        code=VISITOR_CODES,
-        goal_id=st.one_of(st.integers(-(2**64), 2**64), NUMBERS, TEXT),
-        revenue=NUMBERS,
-        negative=st.one_of(st.booleans(), NUMBERS),
-        metadata=st.one_of(st.none(), METADATA),
-    )
-    def call(code: Any, goal_id: Any, revenue: Any, negative: Any, metadata: Any) -> None:
-        nonlocal accepted
-        try:
-            event = django_kameleoon.track_conversion(
-                code, goal_id, revenue=revenue, negative=negative, metadata=metadata
-            )
-        except (TypeError, ValueError):
-            return
-        assert event is not None
-        revenue_sent = event.fields.get("revenue")
-        assert revenue_sent is None or math.isfinite(revenue_sent)
-        accepted += 1
 
-    call()
-    deliver_and_check(data_api, accepted)
+@pytest.mark.usefixtures("body_format")
+def test_fuzzed_conversions(data_api: DataApiServer) -> None:
+    def convert(arguments: dict[str, Any]) -> Event | None:
+        event = django_kameleoon.track_conversion(**arguments)
+        if event is not None:
+            revenue = event.fields.get("revenue")
+            assert revenue is None or math.isfinite(revenue)
+        return event
+
+    fuzz_and_deliver(data_api, CONVERSIONS, convert, may_refuse=True)
 
 
 def test_decimal_revenue_is_sent_as_a_number(kameleoon: Configure, data_api: DataApiServer) -> None:

@@ -24,13 +24,10 @@ import django_kameleoon
 from django_kameleoon import useragent
 from django_kameleoon.events import VISITOR_CODE_RE
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import Configure
-from tests.reliability.processes import CHROME
+from tests.support import CHROME, COOKIE, NEW_CODE, Configure
 
 pytestmark = pytest.mark.slow
 
-COOKIE = "kameleoonVisitorCode"
-NEW_CODE = re.compile(r"[a-z0-9]{16}")
 MIDDLEWARE = "django_kameleoon.middleware.KameleoonMiddleware"
 
 #: What HTTP servers put in a header: bytes decoded as Latin-1, so any of the first 256 code

@@ -1,13 +1,14 @@
 """Outages of the Data API and failures inside the sender: nothing blocks a request, everything
 queued within the bound arrives (exactly once, thanks to nonces), and a sender that hits an
-unexpected error says so and carries on, so that ``flush()`` always completes.
+unexpected error says so and carries on, so that ``flush()`` always completes (a sender
+thread that dies outright is in ``tests/test_threaded.py``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -19,12 +20,9 @@ from django_kameleoon.backends.client import Answer, DataApiClient
 from django_kameleoon.backends.delivery import Delivery
 from django_kameleoon.backends.threaded import ThreadedBackend
 from django_kameleoon.conf import Settings
-from django_kameleoon.events import Event
 from django_kameleoon.signals import events_delivered, events_dropped
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import Configure
-from tests.reliability.helpers import wait_until
-from tests.reliability.processes import CHROME
+from tests.support import CHROME, Configure, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +69,10 @@ def test_errors_throttling_slowness_and_resets_all_recovered(
     for code in codes:
         django_kameleoon.track_conversion(code, 2)
     assert_arrived_once(data_api, codes)
-    data_api.wait_for_requests(len(data_api.requests))
+    # The delayed request is recorded when it is answered, after its retry was accepted.
+    wait_until(
+        lambda: any(r.fault == "delay" for r in data_api.requests), "the late answer to be sent"
+    )
     faults = [r.fault for r in data_api.requests if r.fault]
     assert sorted(faults) == sorted(["fail"] * 4 + ["delay"] + ["drop"] * 3)
     # Duplicates only ever repeat an accepted event, nonce for nonce.
@@ -139,33 +140,6 @@ class FlakyClientBackend(ThreadedBackend):
     delivery_class = FlakyDelivery
 
 
-class DyingDelivery(Delivery):
-    """Kills the thread it runs on, once, with an exception that is not an ``Exception``."""
-
-    deaths = 1
-
-    def deliver(self, events: Sequence[Event], **kwargs: Any) -> list[Event]:
-        if DyingDelivery.deaths > 0:
-            DyingDelivery.deaths -= 1
-            raise SystemExit("the sender thread dies")
-        return super().deliver(events, **kwargs)
-
-
-class DyingSenderBackend(ThreadedBackend):
-    delivery_class = DyingDelivery
-
-
-@pytest.fixture
-def errors(caplog: pytest.LogCaptureFixture) -> Iterator[list[logging.LogRecord]]:
-    """ERROR records of the library during the test."""
-    caplog.set_level(logging.INFO, logger="django_kameleoon")
-    records: list[logging.LogRecord] = []
-    yield records
-    records.extend(
-        r for r in caplog.records if r.name == "django_kameleoon" and r.levelno >= logging.ERROR
-    )
-
-
 def test_an_unexpected_error_in_the_client_is_logged_and_retried(
     kameleoon: Configure, data_api: DataApiServer, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -181,21 +155,6 @@ def test_an_unexpected_error_in_the_client_is_logged_and_retried(
     logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(logged) == 1 and "RuntimeError" in logged[0].getMessage()
     assert "visitor-secret-code" not in logged[0].getMessage()
-
-
-def test_a_killed_sender_thread_is_restarted_and_loses_nothing(
-    kameleoon: Configure, data_api: DataApiServer, caplog: pytest.LogCaptureFixture
-) -> None:
-    DyingDelivery.deaths = 1
-    kameleoon(BACKEND=f"{__name__}.DyingSenderBackend", FLUSH_INTERVAL=60.0)
-    caplog.set_level(logging.INFO, logger="django_kameleoon")
-    codes = [f"dying-{i}" for i in range(10)]
-    for code in codes:
-        django_kameleoon.track_conversion(code, 4)
-    assert_arrived_once(data_api, codes)  # flush() wakes the sender, which dies, and restarts
-    assert DyingDelivery.deaths == 0
-    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert any("SystemExit" in m for m in messages), messages
 
 
 @pytest.mark.parametrize("signal_name", ["events_delivered", "events_dropped"])

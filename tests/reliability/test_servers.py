@@ -11,84 +11,26 @@ does it; uvicorn's die by the SIGTERM they re-raise, so the ASGI lifespan hook d
 
 from __future__ import annotations
 
-import itertools
 import re
 import signal
-from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 from gunicorn import version_info as GUNICORN_VERSION
 
 from django_kameleoon.testing import DataApiServer
-from tests.reliability.processes import CHROME, Process, python_module, serve
+from tests.support import (
+    PAGE_VIEWS,
+    SECRET_PAGE,
+    assert_each_view_arrived_once,
+    assert_no_loss_reported,
+    burst,
+    python_module,
+    serve,
+)
 
 pytestmark = pytest.mark.slow
-
-PAGE_VIEWS = 120
-COOKIE = "kameleoonVisitorCode"
-#: Secrets in the page's query string and in the referrer: REDACT_QUERY_PARAMS drops them.
-SECRET_PAGE = "/page/?q=shoes&token=s3cret&userEmail=a%40b.c"
-REFERRER = "https://mail.example/reset?password=hunter2&lang=fr"
-
-
-@dataclass(frozen=True)
-class View:
-    """One page view: the visitor code it was made under, and whether the server made it."""
-
-    visitor_code: str
-    new: bool
-
-
-def view_page(url: str, index: int) -> View:
-    """GET one page as a new visitor (every third) or as a returning one with its own cookie."""
-    cookies = {} if index % 3 == 0 else {COOKIE: f"visitor-{index}"}
-    response = requests.get(
-        url,
-        cookies=cookies,
-        headers={
-            "User-Agent": CHROME,
-            "Connection": "close",
-            "Accept-Language": "fr-CH",
-            "Referer": REFERRER,
-        },
-        timeout=15,
-    )
-    assert response.status_code == 200, response.text
-    assert response.headers["Content-Type"].startswith("text/html")
-    if cookies:
-        assert COOKIE not in response.cookies  # a valid cookie is kept, not set again
-        return View(cookies[COOKIE], new=False)
-    return View(response.cookies[COOKIE], new=True)
-
-
-def burst(base_url: str, paths: list[str], count: int = PAGE_VIEWS) -> list[View]:
-    """``count`` page views over real HTTP from 8 concurrent clients, cycling through ``paths``."""
-    urls = [base_url + path for path in itertools.islice(itertools.cycle(paths), count)]
-    with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(view_page, urls, range(count)))
-
-
-def assert_each_view_arrived_once(data_api: DataApiServer, views: list[View]) -> None:
-    codes = Counter(view.visitor_code for view in views)
-    assert len(codes) == len(views), "every page view was made under its own visitor code"
-    events = data_api.wait_for_events(2 * len(views), timeout=10)
-    by_type = Counter(event["eventType"] for event in events)
-    assert by_type == {"PAGE": len(views), "STATICDATA": len(views)}
-    for event_type in ("PAGE", "STATICDATA"):
-        received = Counter(e["visitorCode"] for e in events if e["eventType"] == event_type)
-        assert received == codes, f"{event_type} events do not match the page views one to one"
-    assert data_api.duplicates == []
-    static = next(e for e in events if e["eventType"] == "STATICDATA")
-    assert (static["browser"], static["localeLanguageTag"]) == ("Chrome", "fr-CH")
-    for page in (e for e in events if e["eventType"] == "PAGE"):
-        assert page["referrerHref"] == "https://mail.example/reset?lang=fr"
-        assert "s3cret" not in page["href"] and "a%40b.c" not in page["href"], page["href"]
-
 
 #: gunicorn 25.1+ opens a control socket in ~/.gunicorn unless told not to.
 NO_CONTROL_SOCKET = ["--no-control-socket"] if GUNICORN_VERSION >= (25, 1) else []
@@ -207,14 +149,3 @@ def test_gunicorn_with_the_api_hanging_stops_within_the_shutdown_timeout(
 
 def _numbers_lost(output: str) -> list[str]:
     return re.findall(r"(\d+) event\(s\) could not be delivered", output)
-
-
-def assert_no_loss_reported(process: Process) -> None:
-    """The library logged no warning or error, and appears in no traceback.
-
-    (gunicorn's quick shutdown may print a traceback of its own: a worker leaves through
-    ``sys.exit`` from a signal handler, interrupting whatever it was doing.)
-    """
-    output = process.output()
-    assert not re.search(r"(WARNING|ERROR|CRITICAL) django_kameleoon", output), output
-    assert "django_kameleoon/" not in output, output

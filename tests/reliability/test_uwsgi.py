@@ -31,7 +31,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,17 +40,17 @@ import requests
 
 from django_kameleoon.lifecycle import THREADS_ALWAYS_ON
 from django_kameleoon.testing import DataApiServer
-from tests.reliability.helpers import wait_until
-from tests.reliability.processes import Process, serve, wait_until_answering
-from tests.reliability.test_servers import (
+from tests.reliability.testsite.wsgi_slow import STARTED
+from tests.support import (
     SECRET_PAGE,
+    Process,
     View,
     assert_each_view_arrived_once,
     assert_no_loss_reported,
     burst,
-    view_page,
+    serve,
+    wait_until_answering,
 )
-from tests.reliability.testsite.wsgi_slow import STARTED
 
 UWSGI = os.environ.get("KAMELEOON_TEST_UWSGI") or shutil.which(
     "uwsgi", path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
@@ -96,14 +95,6 @@ def uwsgi(*options: str, app: str = "wsgi") -> Callable[[int], list[str]]:
     return argv
 
 
-def burst_from(base_url: str, first: int, count: int) -> list[View]:
-    """Like ``burst``, with visitors of their own: numbered from ``first`` on."""
-    with ThreadPoolExecutor(8) as pool:
-        return list(
-            pool.map(view_page, [base_url + "/plain/"] * count, range(first, first + count))
-        )
-
-
 def wait_until_idle(process: Process, views: list[View]) -> None:
     """Wait until uWSGI has logged every page view, and so counts no worker busy with one.
 
@@ -111,9 +102,10 @@ def wait_until_idle(process: Process, views: list[View]) -> None:
     busy skips every exit hook: SIGINT, SIGQUIT or ``--die-on-term`` right after a burst would
     lose its queue now and then (see the test of stops in the middle of requests).
     """
-    wait_until(
+    process.wait_for(
         lambda: len(REQUEST_LOG.findall(process.output())) >= len(views),
         "uWSGI to log every page view",
+        timeout=10,
     )
 
 
@@ -185,7 +177,9 @@ def test_uwsgi_stopped_in_the_middle_of_requests_delivers_only_if_graceful(
         views = burst(server.url, ["/plain/"], count=40)
         with ThreadPoolExecutor(2) as pool:  # one slow request for each worker
             slow = [pool.submit(requests.get, server.url + "/slow/", timeout=15) for _ in "ab"]
-            wait_until(lambda: server.output().count(STARTED) == 2, "both workers busy")
+            server.wait_for(
+                lambda: server.output().count(STARTED) == 2, "both workers busy", timeout=10
+            )
             wait_until_idle(server, views)
             server.stop(signal.SIGTERM, timeout=15)
             answers = [f.exception() or f.result().status_code for f in slow]
@@ -212,9 +206,9 @@ def test_uwsgi_sigterm_without_die_on_term_reloads_and_the_old_workers_deliver(
         wait_until_idle(server, views)
         server.popen.send_signal(signal.SIGTERM)
         data_api.wait_for_events(2 * len(views), timeout=10)
-        wait_until_answering(server, "/api/data.json", timeout=15)
+        wait_until_answering(server, server.url + "/api/data.json", timeout=15)
         assert server.popen.poll() is None, "the master is still running"
-        views += burst_from(server.url, len(views), count=40)
+        views += burst(server.url, ["/plain/"], count=40, first=len(views))
         wait_until_idle(server, views)
         server.stop(signal.SIGINT, timeout=15)
     assert_each_view_arrived_once(data_api, views)
@@ -256,9 +250,9 @@ def test_uwsgi_without_enable_threads_warns_before_2_0_27_where_events_wait_for_
         views = burst(server.url, ["/plain/"], count=40)
         if threads_on:
             data_api.wait_for_events(2 * len(views), timeout=10)
-        else:
-            time.sleep(2.5)  # two FLUSH_INTERVALs after the burst, with the workers idle
-            assert len(data_api.events) < 2 * len(views), "the sender starves while idle"
+        else:  # the sender starves while idle: not all of it comes in two FLUSH_INTERVALs
+            with pytest.raises(AssertionError, match="waited"):
+                data_api.wait_for_events(2 * len(views), timeout=2.5)
         wait_until_idle(server, views)
         server.stop(signal.SIGINT, timeout=15)
     assert_each_view_arrived_once(data_api, views)

@@ -16,7 +16,7 @@ from django_kameleoon import events, lifecycle
 from django_kameleoon.backends import get_backend
 from django_kameleoon.lifecycle import deliver_on_shutdown
 from django_kameleoon.testing import DataApiServer
-from tests.conftest import Configure
+from tests.support import Configure
 
 
 def test_lifespan_shutdown_delivers_the_queue(
