@@ -427,7 +427,7 @@ def burst(base_url: str, paths: list[str], count: int = PAGE_VIEWS, first: int =
 def assert_each_view_arrived_once(data_api: DataApiServer, views: list[View]) -> None:
     codes = Counter(view.visitor_code for view in views)
     assert len(codes) == len(views), "every page view was made under its own visitor code"
-    events = data_api.wait_for_events(2 * len(views), timeout=10)
+    events = data_api.wait_for_events(2 * len(views), timeout=30)
     by_type = Counter(event["eventType"] for event in events)
     assert by_type == {"PAGE": len(views), "STATICDATA": len(views)}
     for event_type in ("PAGE", "STATICDATA"):

@@ -219,7 +219,7 @@ def test_uwsgi_sigterm_without_die_on_term_reloads_and_the_old_workers_deliver(
         views = burst(server.url, ["/plain/"], count=40)
         wait_until_idle(server, views)
         server.popen.send_signal(signal.SIGTERM)
-        data_api.wait_for_events(2 * len(views), timeout=10)
+        data_api.wait_for_events(2 * len(views), timeout=30)
         wait_until_answering(server, server.url + "/api/data.json", timeout=15)
         assert server.popen.poll() is None, "the master is still running"
         views += burst(server.url, ["/plain/"], count=40, first=len(views))
@@ -263,7 +263,7 @@ def test_uwsgi_without_enable_threads_warns_before_2_0_27_where_events_wait_for_
     with serve(uwsgi(), settings, tmp_path / "log") as server:
         views = burst(server.url, ["/plain/"], count=40)
         if threads_on:
-            data_api.wait_for_events(2 * len(views), timeout=10)
+            data_api.wait_for_events(2 * len(views), timeout=30)
         else:  # the sender starves while idle: not all of it comes in two FLUSH_INTERVALs
             with pytest.raises(AssertionError, match="waited"):
                 data_api.wait_for_events(2 * len(views), timeout=2.5)
