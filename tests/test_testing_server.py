@@ -16,7 +16,17 @@ import pytest
 import requests
 
 from django_kameleoon.testing import DataApiServer
-from tests.support import SITE, UA, VISITOR, all_valid, as_json, event, post, serve_stand_in
+from tests.support import (
+    SITE,
+    UA,
+    VALID,
+    VISITOR,
+    all_valid,
+    as_json,
+    event,
+    post,
+    serve_stand_in,
+)
 
 api = pytest.fixture(serve_stand_in, name="api")
 
@@ -274,5 +284,5 @@ def test_reads_are_copies(api: DataApiServer) -> None:
     post(api, as_json([event("CONVERSION")]))
     api.events[0]["metadata"]["1"].append("changed")
     api.requests.clear()
-    assert api.events[0]["metadata"]["1"] == ["gold", "a&b=c"]
+    assert api.events[0]["metadata"]["1"] == VALID["CONVERSION"]["metadata"]["1"]
     assert len(api.requests) == 1
