@@ -34,7 +34,6 @@ from django_kameleoon.redaction import DEFAULT_REDACTED_WORDS
 
 __all__ = [
     "DICT_CHECK_ID",
-    "MAX_BODY_BYTES",
     "RULES",
     "Problem",
     "Rule",
