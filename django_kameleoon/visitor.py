@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.http import http_date
 
+from django_kameleoon.caching import keep_out_of_django_cache
 from django_kameleoon.conf import Settings, get_settings
 from django_kameleoon.events import VISITOR_CODE_RE
 
@@ -26,6 +27,7 @@ __all__ = [
     "http_request",
     "new_visitor_code",
     "request_state",
+    "use_visitor",
 ]
 
 
@@ -50,12 +52,14 @@ def http_request(request: HttpRequest | WrappedRequest | Any) -> HttpRequest:
 class RequestState:
     """What this app knows about one request, kept on the request itself."""
 
-    __slots__ = ("consent", "is_new", "page", "visitor_code")
+    __slots__ = ("consent", "is_new", "page", "used", "visitor_code")
 
     def __init__(self, visitor_code: str, is_new: bool) -> None:
         self.visitor_code = visitor_code
         self.is_new = is_new
         self.consent: bool | None = None
+        #: Whether the view used the visitor (see :func:`use_visitor`).
+        self.used = False
         #: PAGE fields set by ``{% kameleoon_page %}`` (title, canonicalHref, keyPageIndices).
         self.page: dict[str, Any] = {}
 
@@ -85,12 +89,29 @@ def request_state(request: HttpRequest) -> RequestState:
     return state
 
 
+def use_visitor(request: HttpRequest) -> RequestState:
+    """The request's state, marked as used by the view: a conversion, a template tag that
+    renders per visitor, the site's own ``get_visitor_code()``.
+
+    A used code is stored in the cookie (with consent), and the response is this visitor's
+    alone: kept out of Django's cache now, marked private by the middleware (``caching``).
+    ``{% kameleoon_page %}`` does not use the visitor: its fields are the same for everyone.
+    """
+    state = request_state(request)
+    if not state.used:
+        state.used = True
+        keep_out_of_django_cache(request)
+    return state
+
+
 def get_visitor_code(request: HttpRequest | WrappedRequest) -> str:
     """The visitor code of this request: the same value for the whole request.
 
-    Takes Django REST framework's ``Request`` too, like every public function.
+    Takes Django REST framework's ``Request`` too, like every public function. The response
+    is then this visitor's alone (see :func:`use_visitor`): whatever the view does with the
+    code (render it, choose a variation by it) must not be served to anyone else.
     """
-    return request_state(http_request(request)).visitor_code
+    return use_visitor(http_request(request)).visitor_code
 
 
 def has_consent(request: HttpRequest) -> bool:

@@ -17,6 +17,7 @@ from django.core.cache import cache
 from django.http import HttpResponse
 from django.test import Client, override_settings
 
+from django_kameleoon import caching
 from django_kameleoon.testing import DataApiServer
 from tests.support import COOKIE, Configure, delivered
 from tests.views import ETAG, LAST_MODIFIED
@@ -151,11 +152,12 @@ def test_page_fields_are_the_same_for_everyone_so_the_page_is_cached(
     assert "title" not in pages[1] and "keyPageIndices" not in pages[1]
 
 
-def test_a_public_response_gets_no_cookie_without_a_warning(
-    data_api: DataApiServer, caplog: pytest.LogCaptureFixture
+def test_a_public_response_that_sets_a_cookie_is_made_private_and_said_so(
+    data_api: DataApiServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``Cache-Control: public`` lets every cache store a response; one that carries a new
     visitor's cookie is made private instead, and the site is told once per path."""
+    monkeypatch.setattr(caching, "_warned_paths", set())  # whatever other tests warned about
     with caplog.at_level(logging.WARNING, logger="django_kameleoon"):
         first, second = Client().get("/public/"), Client().get("/public/")
         again = returning("returning-1").get("/public/")
