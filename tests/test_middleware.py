@@ -294,6 +294,50 @@ def test_non_pages_send_nothing_and_set_no_cookie(
     assert delivered(data_api) == []
 
 
+def test_an_html_file_sent_as_an_attachment_is_not_a_page(
+    client: Client, data_api: DataApiServer
+) -> None:
+    """``FileResponse(as_attachment=True)``: the browser saves the file, it shows no page."""
+    response = client.get("/attachment/")
+    assert response["Content-Type"].startswith("text/html")
+    assert response["Content-Disposition"].startswith("attachment")
+    assert COOKIE not in response.cookies
+    assert delivered(data_api) == []
+
+
+I18N = {
+    "ROOT_URLCONF": "tests.urls_i18n",
+    "LANGUAGE_CODE": "en",
+    "LANGUAGES": [("en", "English"), ("fr", "French"), ("pt-br", "Brazilian Portuguese")],
+    "MIDDLEWARE": [
+        "django_kameleoon.middleware.KameleoonMiddleware",
+        "django.middleware.locale.LocaleMiddleware",
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "path", ["/en/admin/login/", "/fr/admin/login/", "/pt-br/admin/login/", "/fr/static/app.html"]
+)
+def test_the_default_exclusions_hold_under_a_language_prefix(
+    data_api: DataApiServer, path: str
+) -> None:
+    with override_settings(**I18N):
+        client = Client()
+        assert client.get(path).status_code == 200
+        assert client.get("/fr/page/").status_code == 200
+    pages = of_type(delivered(data_api), "PAGE")
+    assert [page["href"] for page in pages] == ["http://testserver/fr/page/"]
+
+
+def test_a_path_that_only_looks_like_a_language_prefix_is_tracked(
+    client: Client, data_api: DataApiServer
+) -> None:
+    """Without ``i18n_patterns``, ``/my/`` is no language (Burmese) prefix: the page counts."""
+    assert client.get("/my/admin/").status_code == 200
+    assert only(delivered(data_api), "PAGE")["href"] == "http://testserver/my/admin/"
+
+
 def test_custom_exclude_paths_replace_the_defaults(
     client: Client, data_api: DataApiServer, kameleoon: Configure
 ) -> None:
