@@ -317,17 +317,35 @@ class Settings:
 
 
 def _default_excludes() -> tuple[str, ...]:
-    """Static and media URLs (when they are paths on this site), the admin and robot files."""
+    """Static and media URLs (when they are paths on this site), the admin and robot files;
+    the first three under a language prefix too, when the site uses ``i18n_patterns``."""
     prefixes = ["/admin/"]
     for name in ("STATIC_URL", "MEDIA_URL"):
         url = str(getattr(django_settings, name, None) or "")
         if url and not urlsplit(url).netloc:
             prefixes.append(url if url.startswith("/") else "/" + url)
+    language = _language_prefix()
     return (
-        *(f"^{re.escape(p)}" for p in prefixes if p != "/"),
+        *(f"^{language}{re.escape(p)}" for p in prefixes if p != "/"),
         r"^/favicon\.ico$",
         r"^/robots\.txt$",
     )
+
+
+def _language_prefix() -> str:
+    """An optional ``/<language>`` of ``LANGUAGES``, as a regex, when the root URLconf uses
+    ``i18n_patterns``; else nothing.
+
+    The site's own language codes, not any two letters: without ``i18n_patterns`` a path such
+    as ``/my/admin/`` (``my`` is Burmese) is a page of the site like any other.
+    """
+    from django.conf.urls.i18n import is_language_prefix_patterns_used
+
+    urlconf = getattr(django_settings, "ROOT_URLCONF", None)
+    if not urlconf or not is_language_prefix_patterns_used(urlconf)[0]:
+        return ""
+    codes = sorted({str(code) for code, _name in django_settings.LANGUAGES}, key=len, reverse=True)
+    return f"(?:/(?:{'|'.join(map(re.escape, codes))}))?"
 
 
 def rules_of(cls: type[Any]) -> dict[str, Rule]:
@@ -403,5 +421,5 @@ def get_settings() -> Settings:
 @receiver(setting_changed)
 def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
     global _current
-    if setting in ("KAMELEOON", "STATIC_URL", "MEDIA_URL"):
+    if setting in ("KAMELEOON", "STATIC_URL", "MEDIA_URL", "LANGUAGES", "ROOT_URLCONF"):
         _current = None
