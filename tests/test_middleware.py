@@ -249,6 +249,65 @@ def test_invalid_cookie_is_replaced(client: Client, data_api: DataApiServer, raw
     assert {event["visitorCode"] for event in delivered(data_api)} == {code}
 
 
+# -- the cookie slides: a returning visitor's expiry is renewed, at most once a day -------------
+
+REFRESHED = f"{COOKIE}Refreshed"
+YEAR_AND_A_BIT = 380 * 24 * 60 * 60
+
+
+def test_a_returning_visitors_cookie_is_renewed_once_a_day(
+    client: Client, data_api: DataApiServer
+) -> None:
+    client.cookies[COOKIE] = VALID_CODE
+    renewed = client.get("/plain/").cookies
+    assert renewed[COOKIE].value == VALID_CODE, "the same code, so Kameleoon's JS sees no change"
+    assert renewed[COOKIE]["max-age"] == YEAR_AND_A_BIT
+    assert renewed[REFRESHED]["max-age"] == 24 * 60 * 60
+    assert renewed[REFRESHED]["httponly"], "no script needs the date of the last renewal"
+    assert renewed[REFRESHED]["path"] == "/" and renewed[REFRESHED]["samesite"] == "Lax"
+    assert client.get("/page/").cookies == {}, "renewed less than a day ago: left alone"
+    codes = {event["visitorCode"] for event in delivered(data_api)}
+    assert codes == {VALID_CODE}
+
+
+def test_a_new_visitor_starts_renewed(client: Client) -> None:
+    cookies = client.get("/plain/").cookies
+    assert set(cookies) == {COOKIE, REFRESHED}
+    assert client.get("/plain/").cookies == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        pytest.param("/code.json", {}, id="not-a-page"),
+        pytest.param("/public/", {}, id="cacheable-response"),
+        pytest.param("/plain/", {"HTTP_SEC_GPC": "1"}, id="no-consent"),
+    ],
+)
+def test_the_cookie_is_renewed_only_on_a_private_page_view_with_consent(
+    client: Client, path: str, headers: dict[str, str]
+) -> None:
+    """A cacheable response stays free of cookies: the next page that is not renews it."""
+    client.cookies[COOKIE] = VALID_CODE
+    assert client.get(path, **headers).cookies == {}
+
+
+def test_renewal_can_be_turned_off(client: Client, kameleoon: Configure) -> None:
+    kameleoon(COOKIE_REFRESH_INTERVAL=None)
+    assert set(client.get("/plain/").cookies) == {COOKIE}
+    client.cookies[COOKIE] = VALID_CODE
+    assert client.get("/plain/").cookies == {}
+
+
+def test_the_renewal_interval_is_a_setting(client: Client, kameleoon: Configure) -> None:
+    kameleoon(COOKIE_REFRESH_INTERVAL=3600, COOKIE_DOMAIN=".testserver", COOKIE_SECURE=True)
+    client.cookies[COOKIE] = VALID_CODE
+    renewed = client.get("/plain/").cookies
+    assert renewed[REFRESHED]["max-age"] == 3600
+    assert renewed[REFRESHED]["domain"] == renewed[COOKIE]["domain"] == ".testserver"
+    assert renewed[REFRESHED]["secure"] and renewed[COOKIE]["secure"]
+
+
 # -- limits: clipped, not rejected -------------------------------------------------------------
 
 
