@@ -207,6 +207,11 @@ def _optional_bool(value: Any) -> str | None:
     return None if value is None or isinstance(value, bool) else "must be True, False or None"
 
 
+def _optional_seconds(value: Any) -> str | None:
+    ok = value is None or _positive_int(value) is None
+    return None if ok else "must be a positive whole number of seconds, or None"
+
+
 def _samesite(value: Any) -> str | None:
     ok = value is None or value in SAMESITE_VALUES
     return None if ok else f"{value!r} is not one of {SAMESITE_VALUES} or None"
@@ -290,6 +295,9 @@ class Settings:
     GOALS: Mapping[str, int] = setting({}, validate=_goals, check_id="E029")
     REDACT_QUERY_PARAMS: tuple[str, ...] = setting(
         DEFAULT_REDACTED_WORDS, validate=_word_list, check_id="E030", convert=_as_tuple
+    )
+    COOKIE_REFRESH_INTERVAL: int | None = setting(
+        24 * 60 * 60, validate=_optional_seconds, check_id="E045"
     )
 
     @cached_property

@@ -30,6 +30,7 @@ from django_kameleoon.events import FIELDS, Event, normalise_fields
 from django_kameleoon.redaction import redact_url
 from django_kameleoon.visitor import (
     RequestState,
+    due_for_renewal,
     has_consent,
     request_state,
     set_visitor_cookie,
@@ -105,7 +106,7 @@ class KameleoonMiddleware:
         """
         page_view = _guarded(track_page_view, request, response)
         if used or page_view:
-            _guarded(store_visitor_code, request, response, used)
+            _guarded(store_visitor_code, request, response, used, page_view)
 
 
 def _code_used(request: HttpRequest) -> bool:
@@ -150,19 +151,25 @@ def track_page_view(request: HttpRequest, response: HttpResponseBase) -> bool:
     return is_page_view(request, response, settings) and send_page_view(request, settings)
 
 
-def store_visitor_code(request: HttpRequest, response: HttpResponseBase, used: bool) -> None:
-    """Keep a used visitor's response private; set a new visitor's cookie, with consent.
+def store_visitor_code(
+    request: HttpRequest, response: HttpResponseBase, used: bool, page_view: bool
+) -> None:
+    """Keep a used visitor's response private; set a new visitor's cookie, with consent; renew
+    a returning visitor's on a page view, when it is due.
 
     A response that carries a new visitor's cookie is made private first when caches may store
-    it (see ``caching``): the cookie reaches its visitor, and no shared cache hands it on.
+    it (see ``caching``): the cookie reaches its visitor, and no shared cache hands it on. A
+    renewal can wait for a page that caches may not store, so it never makes one private.
     """
     if used:
         make_private(request, response, "its view used the visitor code (a tag, a conversion)")
-    if not (request_state(request).is_new and has_consent(request)):
-        return
-    if shared_cacheable(response):
-        make_private(request, response, "it sets a new visitor's cookie")
-    set_visitor_cookie(request, response)
+    if request_state(request).is_new:
+        if has_consent(request):
+            if shared_cacheable(response):
+                make_private(request, response, "it sets a new visitor's cookie")
+            set_visitor_cookie(request, response)
+    elif page_view and due_for_renewal(request) and not shared_cacheable(response):
+        set_visitor_cookie(request, response)
 
 
 def is_page_view(
