@@ -22,7 +22,7 @@ from django_kameleoon.visitor import (
     get_visitor_code,
     has_consent,
     http_request,
-    request_state,
+    use_visitor,
 )
 
 __all__ = ["flush", "get_visitor_code", "stats", "track", "track_conversion"]
@@ -105,9 +105,10 @@ def _queue(
     else:
         request = http_request(target)
         values = normalise_fields(event_type, fields)
+        state = use_visitor(request)  # before consent: the response is this visitor's either way
         if not has_consent(request):
             return None, request
-        event = Event(request_state(request).visitor_code, event_type, values)
+        event = Event(state.visitor_code, event_type, values)
     get_backend().send((event,))
     return event, request
 

@@ -7,9 +7,17 @@
 - ``E004`` and up: one id per other setting, for a bad value of it, as declared beside the
   setting in ``conf.Settings`` (the README's "System checks" table lists them all);
 - ``W001`` the middleware is not in ``MIDDLEWARE``;
-- ``W002`` the middleware is listed after one that answers pages without it (cache, flatpages);
-- ``W003`` the middleware is listed before ``ConditionalGetMiddleware``;
+- ``W002`` the middleware is listed after one that answers pages without it (cache, flatpages),
+  or after a subclass of one;
 - ``W004`` a Django templates backend lacks the ``request`` context processor the tags need.
+
+``W003`` (listed before ``ConditionalGetMiddleware``) is no longer reported: a 304 counts as a
+page view whichever of the two comes first.
+
+What a check cannot see, because it is not in settings: ``cache_page`` and the conditional
+decorators on views (both always run inside every middleware, so ours sees what they answer),
+``{% cache %}`` fragments, caches in front of Django (a CDN, nginx, Varnish), and caching
+middleware that does not derive from Django's. The README's "Cached pages" says what each does.
 """
 
 from __future__ import annotations
@@ -35,14 +43,14 @@ __all__ = [
 MIDDLEWARE_PATH = "django_kameleoon.middleware.KameleoonMiddleware"
 REQUEST_PROCESSOR = "django.template.context_processors.request"
 DJANGO_TEMPLATES = "django.template.backends.django.DjangoTemplates"
-CONDITIONAL_GET = "django.middleware.http.ConditionalGetMiddleware"
 
 _FETCH_REASON = (
     "it answers cache hits itself, so pages served from the cache would never be tracked"
 )
-#: Middleware that must come *after* ours (inner to it), and why. Middleware that can only
-#: answer early with a redirect or an error (CommonMiddleware, LocaleMiddleware, CSRF) does not
-#: matter: neither is a page view, and conversions reach the queue whatever the order.
+#: Middleware that must come *after* ours (inner to it), and why; their subclasses too, the
+#: first match in this order giving the reason. Middleware that can only answer early with a
+#: redirect or an error (CommonMiddleware, LocaleMiddleware, CSRF) does not matter: neither is a
+#: page view, and conversions reach the queue whatever the order.
 MUST_FOLLOW: dict[str, str] = {
     "django.middleware.cache.FetchFromCacheMiddleware": _FETCH_REASON,
     "django.middleware.cache.CacheMiddleware": _FETCH_REASON,
@@ -78,44 +86,44 @@ def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[CheckMessag
             Warning(
                 f"{MIDDLEWARE_PATH} is not in MIDDLEWARE: no page views will be tracked.",
                 hint=f"Add '{MIDDLEWARE_PATH}' to MIDDLEWARE, near the top: after "
-                "SecurityMiddleware and ConditionalGetMiddleware, before the cache middleware.",
+                "SecurityMiddleware, before the cache middleware.",
                 id="django_kameleoon.W001",
             )
         ]
-    messages: list[CheckMessage] = [
+    return [
         Warning(
             f"KameleoonMiddleware is listed after {path}.",
-            hint=f"Move KameleoonMiddleware above it: {MUST_FOLLOW[path]}.",
+            hint=f"Move KameleoonMiddleware above it: {reason}.",
             id="django_kameleoon.W002",
         )
         for path in middleware[:ours]
-        if path in MUST_FOLLOW
+        if (reason := _must_follow(path)) is not None
     ]
-    if CONDITIONAL_GET in middleware[ours + 1 :]:
-        messages.append(
-            Warning(
-                f"KameleoonMiddleware is listed before {CONDITIONAL_GET}.",
-                hint="Move KameleoonMiddleware below it: it answers 304 Not Modified in place "
-                "of a page the browser shows from its cache, so revisits would not be tracked.",
-                id="django_kameleoon.W003",
-            )
-        )
-    return messages
+
+
+def _lineage(path: str) -> frozenset[str]:
+    """The dotted names of the class at ``path`` and of its bases; only ``path`` itself when it
+    cannot be imported (Django reports unimportable middleware itself, at startup).
+
+    Compared by name, so this layer need not import the middleware module.
+    """
+    try:
+        cls = import_string(path)
+    except Exception:
+        return frozenset({path})
+    mro = getattr(cls, "__mro__", ())
+    return frozenset({path, *(f"{c.__module__}.{c.__qualname__}" for c in mro)})
 
 
 def _is_ours(path: str) -> bool:
-    """Our middleware or a subclass of it; an entry that cannot be imported is not ours.
+    """Our middleware or a subclass of it."""
+    return MIDDLEWARE_PATH in _lineage(path)
 
-    Compared by name along the MRO, so this layer need not import the middleware module.
-    """
-    if path == MIDDLEWARE_PATH:
-        return True
-    try:
-        cls = import_string(path)
-    except Exception:  # Django reports unimportable middleware itself, at startup
-        return False
-    mro = getattr(cls, "__mro__", ())
-    return any(f"{c.__module__}.{c.__qualname__}" == MIDDLEWARE_PATH for c in mro)
+
+def _must_follow(path: str) -> str | None:
+    """Why ``path`` must come after ours, if it (or a class it derives from) must."""
+    lineage = _lineage(path)
+    return next((why for name, why in MUST_FOLLOW.items() if name in lineage), None)
 
 
 @register()

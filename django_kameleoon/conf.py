@@ -206,6 +206,11 @@ def _optional_bool(value: Any) -> str | None:
     return None if value is None or isinstance(value, bool) else "must be True, False or None"
 
 
+def _optional_seconds(value: Any) -> str | None:
+    ok = value is None or _positive_int(value) is None
+    return None if ok else "must be a positive whole number of seconds, or None"
+
+
 def _samesite(value: Any) -> str | None:
     ok = value is None or value in SAMESITE_VALUES
     return None if ok else f"{value!r} is not one of {SAMESITE_VALUES} or None"
@@ -290,6 +295,9 @@ class Settings:
     REDACT_QUERY_PARAMS: tuple[str, ...] = setting(
         DEFAULT_REDACTED_WORDS, validate=_word_list, check_id="E030", convert=_as_tuple
     )
+    COOKIE_REFRESH_INTERVAL: int | None = setting(
+        24 * 60 * 60, validate=_optional_seconds, check_id="E045"
+    )
 
     @cached_property
     def consent_callable(self) -> Callable[[Any], Any] | None:
@@ -316,17 +324,35 @@ class Settings:
 
 
 def _default_excludes() -> tuple[str, ...]:
-    """Static and media URLs (when they are paths on this site), the admin and robot files."""
+    """Static and media URLs (when they are paths on this site), the admin and robot files;
+    the first three under a language prefix too, when the site uses ``i18n_patterns``."""
     prefixes = ["/admin/"]
     for name in ("STATIC_URL", "MEDIA_URL"):
         url = str(getattr(django_settings, name, None) or "")
         if url and not urlsplit(url).netloc:
             prefixes.append(url if url.startswith("/") else "/" + url)
+    language = _language_prefix()
     return (
-        *(f"^{re.escape(p)}" for p in prefixes if p != "/"),
+        *(f"^{language}{re.escape(p)}" for p in prefixes if p != "/"),
         r"^/favicon\.ico$",
         r"^/robots\.txt$",
     )
+
+
+def _language_prefix() -> str:
+    """An optional ``/<language>`` of ``LANGUAGES``, as a regex, when the root URLconf uses
+    ``i18n_patterns``; else nothing.
+
+    The site's own language codes, not any two letters: without ``i18n_patterns`` a path such
+    as ``/my/admin/`` (``my`` is Burmese) is a page of the site like any other.
+    """
+    from django.conf.urls.i18n import is_language_prefix_patterns_used
+
+    urlconf = getattr(django_settings, "ROOT_URLCONF", None)
+    if not urlconf or not is_language_prefix_patterns_used(urlconf)[0]:
+        return ""
+    codes = sorted({str(code) for code, _name in django_settings.LANGUAGES}, key=len, reverse=True)
+    return f"(?:/(?:{'|'.join(map(re.escape, codes))}))?"
 
 
 def rules_of(cls: type[Any]) -> dict[str, Rule]:
@@ -402,5 +428,5 @@ def get_settings() -> Settings:
 @receiver(setting_changed)
 def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
     global _current
-    if setting in ("KAMELEOON", "STATIC_URL", "MEDIA_URL"):
+    if setting in ("KAMELEOON", "STATIC_URL", "MEDIA_URL", "LANGUAGES", "ROOT_URLCONF"):
         _current = None

@@ -14,9 +14,19 @@ Everything that depends on how a process is born or ends lives here, in one plac
 Backends register themselves (:func:`register`) when they are made, so this module needs to
 know nothing of them but ``after_fork()`` and ``close()``.
 
-Delivery at ``atexit`` covers scripts, ``runserver``, gunicorn's sync and gthread workers
-(stopped by SIGTERM or recycled by ``--max-requests``: they leave through ``sys.exit``) and
-Celery's main process. Two common servers end their processes without ``atexit``:
+Delivery at ``atexit`` covers scripts, gunicorn's sync and gthread workers (stopped by SIGTERM
+or recycled by ``--max-requests``: they leave through ``sys.exit``) and Celery's main process.
+``runserver`` is covered on Ctrl-C, and on SIGTERM as far as it can be:
+
+- ``runserver --noreload`` has no SIGTERM handler, so SIGTERM would end it without ``atexit``:
+  :func:`connect` makes SIGTERM a normal exit there (:func:`_exit_normally_on_sigterm`), as
+  Django's autoreloader does in the processes it runs;
+- with the autoreloader (the default), SIGTERM reaches the watching parent, which kills the
+  serving child with SIGKILL at once: nothing in the child can deliver, and no app code runs
+  in the parent after Django installs its handler. Ctrl-C reaches both, and the parent waits a
+  quarter of a second for the child, which then delivers at ``atexit``.
+
+Two common servers end their processes without ``atexit``:
 
 - **Celery's prefork pool**: each child leaves through ``os._exit()``. The app connects
   :func:`deliver_pending` to Celery's ``worker_process_shutdown`` signal in ``AppConfig.ready``
@@ -63,6 +73,9 @@ import atexit
 import importlib
 import logging
 import os
+import signal
+import sys
+import threading
 import weakref
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
@@ -148,6 +161,8 @@ def connect() -> None:
     """
     _connect_celery()
     _connect_uwsgi()
+    if sys.argv[1:2] == ["runserver"]:  # the subcommand, as Django's ManagementUtility reads it
+        _exit_normally_on_sigterm()
     problem = uwsgi_threads_problem()
     if problem:
         logger.error("Kameleoon: %s", problem)
@@ -200,6 +215,24 @@ def _chain(module: Any, name: str, ours: Callable[[], None], *, ours_first: bool
 
     setattr(hook, _CHAINED, True)
     setattr(module, name, hook)
+
+
+def _exit_normally_on_sigterm() -> None:
+    """Make SIGTERM a normal exit (``sys.exit(0)``, so ``atexit`` delivers the queue), if it
+    would otherwise kill the process outright.
+
+    Only where SIGTERM has its default action: a handler already there (the site's own,
+    Django's autoreloader's, a server's) is left alone, and one installed later replaces this
+    one, as it would the default. Handlers can only be set from the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    sys.exit(0)
 
 
 def deliver_on_shutdown(application: ASGIApp) -> ASGIApp:

@@ -24,12 +24,25 @@ from django.http import HttpRequest, HttpResponseBase
 
 from django_kameleoon import useragent
 from django_kameleoon.backends import get_backend
+from django_kameleoon.caching import make_private, shared_cacheable
 from django_kameleoon.conf import Settings, get_settings
 from django_kameleoon.events import FIELDS, Event, normalise_fields
 from django_kameleoon.redaction import redact_url
-from django_kameleoon.visitor import has_consent, request_state, set_visitor_cookie
+from django_kameleoon.visitor import (
+    RequestState,
+    due_for_renewal,
+    has_consent,
+    request_state,
+    set_visitor_cookie,
+)
 
-__all__ = ["KameleoonMiddleware", "is_page_view", "locale_language_tag"]
+__all__ = [
+    "KameleoonMiddleware",
+    "asks_for_a_page",
+    "is_page_view",
+    "locale_language_tag",
+    "shows_a_page",
+]
 
 logger = logging.getLogger("django_kameleoon")
 
@@ -38,6 +51,9 @@ HTML_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 #: 2xx answers that show no page: no content, reset content, and a part of a resumed download.
 NOT_PAGE_STATUSES = frozenset({204, 205, 206})
+
+#: ``Sec-Fetch-Dest`` of a request for a page: a navigation, in a window or a frame.
+PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
 
 #: A plain BCP 47 language tag (``fr``, ``en-US``, ``zh-Hant-TW``). Anything else in
 #: Accept-Language (``*``, quality junk, markup) is left out rather than sent on.
@@ -82,23 +98,23 @@ class KameleoonMiddleware:
         return response
 
     def process(self, request: HttpRequest, response: HttpResponseBase, *, used: bool) -> None:
-        """Track the request, then store a new code if it was used; never raises.
+        """Track the request, then look after the visitor's cookie; never raises.
 
-        ``used`` says whether the view used the visitor code (see :func:`_code_used`); a page
-        view uses it too. The two steps are guarded apart: when the backend fails, a page that
-        rendered the code still stores it, so the next request's events match the page.
+        ``used`` says whether the view used the visitor (see :func:`_code_used`). The two steps
+        are guarded apart: when the backend fails, a page that rendered the code still stores
+        it, so the next request's events match the page.
         """
-        used = _guarded(track_page_view, request, response) or used
-        if used:
-            _guarded(store_visitor_code, request, response)
+        page_view = _guarded(track_page_view, request, response)
+        if used or page_view:
+            _guarded(store_visitor_code, request, response, used, page_view)
 
 
 def _code_used(request: HttpRequest) -> bool:
-    """Whether the view used the visitor code: a conversion, a template tag, the site's own
-    ``get_visitor_code()``. Each made the request's state; it must be looked at before our own
-    consent check, which makes the state too.
+    """Whether the view used the visitor: a conversion, a template tag, the site's own
+    ``get_visitor_code()`` (``visitor.use_visitor``).
     """
-    return hasattr(request, "_kameleoon")
+    state: RequestState | None = getattr(request, "_kameleoon", None)
+    return state is not None and state.used
 
 
 def consent_needs_a_thread(request: HttpRequest, response: HttpResponseBase, used: bool) -> bool:
@@ -135,30 +151,40 @@ def track_page_view(request: HttpRequest, response: HttpResponseBase) -> bool:
     return is_page_view(request, response, settings) and send_page_view(request, settings)
 
 
-def store_visitor_code(request: HttpRequest, response: HttpResponseBase) -> None:
-    """Set the cookie for a new visitor code, with consent (cached on the state by now)."""
-    if request_state(request).is_new and has_consent(request):
+def store_visitor_code(
+    request: HttpRequest, response: HttpResponseBase, used: bool, page_view: bool
+) -> None:
+    """Keep a used visitor's response private; set a new visitor's cookie, with consent; renew
+    a returning visitor's on a page view, when it is due.
+
+    A response that carries a new visitor's cookie is made private first when caches may store
+    it (see ``caching``): the cookie reaches its visitor, and no shared cache hands it on. A
+    renewal can wait for a page that caches may not store, so it never makes one private.
+    """
+    if used:
+        make_private(request, response, "its view used the visitor code (a tag, a conversion)")
+    if request_state(request).is_new:
+        if has_consent(request):
+            if shared_cacheable(response):
+                make_private(request, response, "it sets a new visitor's cookie")
+            set_visitor_cookie(request, response)
+    elif page_view and due_for_renewal(request) and not shared_cacheable(response):
         set_visitor_cookie(request, response)
 
 
 def is_page_view(
     request: HttpRequest, response: HttpResponseBase, settings: Settings, *, consent: bool = True
 ) -> bool:
-    """A GET answered 2xx with HTML, on a tracked path, by a client that is not a bot, with
-    consent (unless ``consent=False``: everything but consent).
+    """A GET that shows a page (:func:`shows_a_page`), on a tracked path, by a client that is
+    not a bot, with consent (unless ``consent=False``: everything but consent).
 
     Only GET counts: HEAD fetches no page a person sees (link checkers, monitors), and other
-    methods are form posts and API calls. 204, 205 and 206 are 2xx that no browser shows as a
-    page. Cheapest checks first; consent comes last because a site's callable may query its
-    database.
+    methods are form posts and API calls. Cheapest checks first; consent comes last because a
+    site's callable may query its database.
     """
-    status = response.status_code
-    if request.method != "GET" or not 200 <= status < 300 or status in NOT_PAGE_STATUSES:
+    if request.method != "GET" or not shows_a_page(request, response):
         return False
     if not (settings.TRACK_PAGES or settings.TRACK_STATICDATA):
-        return False
-    content_type = response.get("Content-Type", "")
-    if content_type.partition(";")[0].strip().lower() not in HTML_CONTENT_TYPES:
         return False
     # search(), not match(): patterns mean what they say; the defaults are anchored with ^.
     if settings.exclude_paths_re.search(request.path_info):
@@ -166,6 +192,40 @@ def is_page_view(
     if not settings.TRACK_BOTS and useragent.parse(_header(request, "HTTP_USER_AGENT")).is_bot:
         return False
     return not consent or has_consent(request)
+
+
+def shows_a_page(request: HttpRequest, response: HttpResponseBase) -> bool:
+    """An HTML page the browser shows: a 2xx with an HTML body, or a 304 to a page request.
+
+    204, 205 and 206 are 2xx that no browser shows as a page, and a body sent as an attachment
+    (``Content-Disposition: attachment``, as ``FileResponse(as_attachment=True)`` sends) is
+    saved, not shown. A 304 Not Modified is a revisit the browser shows from its own cache, one
+    rule whoever answered it (``ConditionalGetMiddleware`` on either side of ours, or ``@etag``,
+    ``@last_modified``, ``@condition`` on the view); it has no Content-Type, so the request
+    says whether it was for a page (:func:`asks_for_a_page`).
+    """
+    status = response.status_code
+    if status == 304:
+        return asks_for_a_page(request)
+    if not 200 <= status < 300 or status in NOT_PAGE_STATUSES:
+        return False
+    content_type = response.get("Content-Type", "")
+    if content_type.partition(";")[0].strip().lower() not in HTML_CONTENT_TYPES:
+        return False
+    disposition = response.get("Content-Disposition", "")
+    return not disposition.lstrip().lower().startswith("attachment")
+
+
+def asks_for_a_page(request: HttpRequest) -> bool:
+    """Whether a browser asked for a page to show: ``Sec-Fetch-Dest`` says so where browsers
+    send it (all current ones); older ones say they accept HTML, which no image, script,
+    stylesheet or ``fetch()`` request does by default.
+    """
+    destination = _header(request, "HTTP_SEC_FETCH_DEST")
+    if destination:
+        return destination.lower() in PAGE_DESTINATIONS
+    accept = _header(request, "HTTP_ACCEPT").lower()
+    return any(content_type in accept for content_type in HTML_CONTENT_TYPES)
 
 
 def send_page_view(request: HttpRequest, settings: Settings) -> bool:

@@ -15,17 +15,22 @@ from typing import Any, Protocol
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.http import http_date
 
+from django_kameleoon.caching import keep_out_of_django_cache
 from django_kameleoon.conf import Settings, get_settings
 from django_kameleoon.events import VISITOR_CODE_RE
 
 __all__ = [
     "RequestState",
     "WrappedRequest",
+    "due_for_renewal",
     "get_visitor_code",
     "has_consent",
     "http_request",
     "new_visitor_code",
+    "renewed_cookie_name",
     "request_state",
+    "set_visitor_cookie",
+    "use_visitor",
 ]
 
 
@@ -50,12 +55,14 @@ def http_request(request: HttpRequest | WrappedRequest | Any) -> HttpRequest:
 class RequestState:
     """What this app knows about one request, kept on the request itself."""
 
-    __slots__ = ("consent", "is_new", "page", "visitor_code")
+    __slots__ = ("consent", "is_new", "page", "used", "visitor_code")
 
     def __init__(self, visitor_code: str, is_new: bool) -> None:
         self.visitor_code = visitor_code
         self.is_new = is_new
         self.consent: bool | None = None
+        #: Whether the view used the visitor (see :func:`use_visitor`).
+        self.used = False
         #: PAGE fields set by ``{% kameleoon_page %}`` (title, canonicalHref, keyPageIndices).
         self.page: dict[str, Any] = {}
 
@@ -85,12 +92,29 @@ def request_state(request: HttpRequest) -> RequestState:
     return state
 
 
+def use_visitor(request: HttpRequest) -> RequestState:
+    """The request's state, marked as used by the view: a conversion, a template tag that
+    renders per visitor, the site's own ``get_visitor_code()``.
+
+    A used code is stored in the cookie (with consent), and the response is this visitor's
+    alone: kept out of Django's cache now, marked private by the middleware (``caching``).
+    ``{% kameleoon_page %}`` does not use the visitor: its fields are the same for everyone.
+    """
+    state = request_state(request)
+    if not state.used:
+        state.used = True
+        keep_out_of_django_cache(request)
+    return state
+
+
 def get_visitor_code(request: HttpRequest | WrappedRequest) -> str:
     """The visitor code of this request: the same value for the whole request.
 
-    Takes Django REST framework's ``Request`` too, like every public function.
+    Takes Django REST framework's ``Request`` too, like every public function. The response
+    is then this visitor's alone (see :func:`use_visitor`): whatever the view does with the
+    code (render it, choose a variation by it) must not be served to anyone else.
     """
-    return request_state(http_request(request)).visitor_code
+    return use_visitor(http_request(request)).visitor_code
 
 
 def has_consent(request: HttpRequest) -> bool:
@@ -111,24 +135,62 @@ def _consent(request: HttpRequest, settings: Settings) -> bool:
     return True if ask is None else bool(ask(request))
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=4)
 def _expires(now: int, max_age: int) -> str:
-    """The cookie's ``expires`` date, formatted once a second rather than once a response."""
+    """A cookie's ``expires`` date, formatted once a second rather than once a response."""
     return http_date(now + max_age)
 
 
+def renewed_cookie_name(settings: Settings) -> str:
+    """The cookie that says the visitor cookie was set or renewed in the last
+    ``COOKIE_REFRESH_INTERVAL`` seconds: browsers do not send a cookie's expiry back, and the
+    visitor cookie's value must stay the bare code, which Kameleoon's JavaScript reads."""
+    return settings.COOKIE_NAME + "Refreshed"
+
+
+def due_for_renewal(request: HttpRequest) -> bool:
+    """Whether a returning visitor's cookie should be set again, to push its expiry back."""
+    settings = get_settings()
+    interval_on = settings.COOKIE_REFRESH_INTERVAL is not None
+    return interval_on and renewed_cookie_name(settings) not in request.COOKIES
+
+
 def set_visitor_cookie(request: HttpRequest, response: HttpResponseBase) -> None:
-    """Store a newly made code on the visitor's browser, as the settings describe."""
+    """Store the visitor code on the visitor's browser for ``COOKIE_MAX_AGE`` from now, as the
+    settings describe, with the cookie that dates it (``renewed_cookie_name``)."""
+    settings = get_settings()
+    _set_cookie(
+        request,
+        response,
+        settings.COOKIE_NAME,
+        request_state(request).visitor_code,
+        settings.COOKIE_MAX_AGE,
+        httponly=False,  # Kameleoon's JavaScript reads it
+    )
+    if settings.COOKIE_REFRESH_INTERVAL is not None:
+        name = renewed_cookie_name(settings)
+        _set_cookie(request, response, name, "1", settings.COOKIE_REFRESH_INTERVAL, httponly=True)
+
+
+def _set_cookie(
+    request: HttpRequest,
+    response: HttpResponseBase,
+    name: str,
+    value: str,
+    max_age: int,
+    *,
+    httponly: bool,
+) -> None:
     settings = get_settings()
     secure = settings.COOKIE_SECURE
     response.set_cookie(
-        settings.COOKIE_NAME,
-        request_state(request).visitor_code,
-        max_age=settings.COOKIE_MAX_AGE,
-        expires=_expires(int(time.time()), settings.COOKIE_MAX_AGE),
+        name,
+        value,
+        max_age=max_age,
+        expires=_expires(int(time.time()), max_age),
         path="/",
         domain=settings.COOKIE_DOMAIN,
         secure=request.is_secure() if secure is None else secure,
-        httponly=False,
+        httponly=httponly,
         samesite=settings.COOKIE_SAMESITE,
     )

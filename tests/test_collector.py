@@ -238,6 +238,25 @@ def test_violations_go_to_stderr_and_the_event_is_still_shown() -> None:
     assert out.getvalue() == "CONVERSION v=abc123  goal=seven\n"
 
 
+def test_a_repeated_post_is_printed_and_counted_as_duplicates() -> None:
+    """A retry after a lost answer repeats its events' nonces: the API keeps each once, and the
+    collector shows every copy it got and counts them."""
+    out = io.StringIO()
+    body = json.dumps([ONE_OF_EACH["PAGE"], ONE_OF_EACH["CONVERSION"]]).encode()
+    with Collector(port=0, site_code=SITE, out=out) as server:
+        for _ in range(2):
+            assert post(server.url, body).status_code == 202
+        server.server.wait_for_requests(2)
+        summary = server.summary()
+    first = [format_event(ONE_OF_EACH["PAGE"]), format_event(ONE_OF_EACH["CONVERSION"])]
+    assert out.getvalue().splitlines() == [
+        *first,
+        *(f"DUPLICATE  {line}  [nonce already received]" for line in first),
+    ]
+    assert summary[0] == "received 2 event(s): CONVERSION 1, PAGE 1"
+    assert "2 duplicate(s): a nonce received before (a retry), which the API keeps once" in summary
+
+
 def options(**overrides: Any) -> Any:
     return collector.build_parser().parse_args(
         [f"--{k.replace('_', '-')}={v}" for k, v in {"port": 0, **overrides}.items()]
@@ -306,10 +325,13 @@ def test_the_module_serves_until_ctrl_c_or_sigterm(signum: int, tmp_path: Path) 
         url = process.wait_for_output(r"listening on (http://\S+)").group(1)
         post(url, json.dumps([ONE_OF_EACH["CONVERSION"]]).encode())
         process.wait_for_output(r"^CONVERSION v=abc123  goal=7 revenue=5.5$")
+        post(url, json.dumps([ONE_OF_EACH["CONVERSION"]]).encode())  # a retry, say
+        process.wait_for_output(r"^DUPLICATE  CONVERSION v=abc123  goal=7 revenue=5.5  \[")
         process.stop(signum, timeout=20)
     output = process.output()
     assert process.popen.returncode == 0, output
     assert "received 1 event(s): CONVERSION 1" in output
+    assert "1 duplicate(s)" in output
     assert "Traceback" not in output
     assert json.loads(jsonl.read_text()) == ONE_OF_EACH["CONVERSION"]
 

@@ -222,7 +222,7 @@ def test_bots_tracked_when_asked(
 def test_valid_cookie_is_kept(client: Client, data_api: DataApiServer, code: str) -> None:
     client.cookies[COOKIE] = code
     response = client.get("/page/")
-    assert COOKIE not in response.cookies
+    assert response.cookies[COOKIE].value == code, "renewed, never replaced"
     assert code in response.content.decode()
     assert {event["visitorCode"] for event in delivered(data_api)} == {code}
 
@@ -247,6 +247,65 @@ def test_invalid_cookie_is_replaced(client: Client, data_api: DataApiServer, raw
     assert NEW_CODE.fullmatch(code)
     assert raw not in response.content.decode() or raw == ""
     assert {event["visitorCode"] for event in delivered(data_api)} == {code}
+
+
+# -- the cookie slides: a returning visitor's expiry is renewed, at most once a day -------------
+
+REFRESHED = f"{COOKIE}Refreshed"
+YEAR_AND_A_BIT = 380 * 24 * 60 * 60
+
+
+def test_a_returning_visitors_cookie_is_renewed_once_a_day(
+    client: Client, data_api: DataApiServer
+) -> None:
+    client.cookies[COOKIE] = VALID_CODE
+    renewed = client.get("/plain/").cookies
+    assert renewed[COOKIE].value == VALID_CODE, "the same code, so Kameleoon's JS sees no change"
+    assert renewed[COOKIE]["max-age"] == YEAR_AND_A_BIT
+    assert renewed[REFRESHED]["max-age"] == 24 * 60 * 60
+    assert renewed[REFRESHED]["httponly"], "no script needs the date of the last renewal"
+    assert renewed[REFRESHED]["path"] == "/" and renewed[REFRESHED]["samesite"] == "Lax"
+    assert client.get("/page/").cookies == {}, "renewed less than a day ago: left alone"
+    codes = {event["visitorCode"] for event in delivered(data_api)}
+    assert codes == {VALID_CODE}
+
+
+def test_a_new_visitor_starts_renewed(client: Client) -> None:
+    cookies = client.get("/plain/").cookies
+    assert set(cookies) == {COOKIE, REFRESHED}
+    assert client.get("/plain/").cookies == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        pytest.param("/code.json", {}, id="not-a-page"),
+        pytest.param("/public/", {}, id="cacheable-response"),
+        pytest.param("/plain/", {"HTTP_SEC_GPC": "1"}, id="no-consent"),
+    ],
+)
+def test_the_cookie_is_renewed_only_on_a_private_page_view_with_consent(
+    client: Client, path: str, headers: dict[str, str]
+) -> None:
+    """A cacheable response stays free of cookies: the next page that is not renews it."""
+    client.cookies[COOKIE] = VALID_CODE
+    assert client.get(path, **headers).cookies == {}
+
+
+def test_renewal_can_be_turned_off(client: Client, kameleoon: Configure) -> None:
+    kameleoon(COOKIE_REFRESH_INTERVAL=None)
+    assert set(client.get("/plain/").cookies) == {COOKIE}
+    client.cookies[COOKIE] = VALID_CODE
+    assert client.get("/plain/").cookies == {}
+
+
+def test_the_renewal_interval_is_a_setting(client: Client, kameleoon: Configure) -> None:
+    kameleoon(COOKIE_REFRESH_INTERVAL=3600, COOKIE_DOMAIN=".testserver", COOKIE_SECURE=True)
+    client.cookies[COOKIE] = VALID_CODE
+    renewed = client.get("/plain/").cookies
+    assert renewed[REFRESHED]["max-age"] == 3600
+    assert renewed[REFRESHED]["domain"] == renewed[COOKIE]["domain"] == ".testserver"
+    assert renewed[REFRESHED]["secure"] and renewed[COOKIE]["secure"]
 
 
 # -- limits: clipped, not rejected -------------------------------------------------------------
@@ -292,6 +351,50 @@ def test_non_pages_send_nothing_and_set_no_cookie(
     assert response.status_code == status
     assert COOKIE not in response.cookies
     assert delivered(data_api) == []
+
+
+def test_an_html_file_sent_as_an_attachment_is_not_a_page(
+    client: Client, data_api: DataApiServer
+) -> None:
+    """``FileResponse(as_attachment=True)``: the browser saves the file, it shows no page."""
+    response = client.get("/attachment/")
+    assert response["Content-Type"].startswith("text/html")
+    assert response["Content-Disposition"].startswith("attachment")
+    assert COOKIE not in response.cookies
+    assert delivered(data_api) == []
+
+
+I18N = {
+    "ROOT_URLCONF": "tests.urls_i18n",
+    "LANGUAGE_CODE": "en",
+    "LANGUAGES": [("en", "English"), ("fr", "French"), ("pt-br", "Brazilian Portuguese")],
+    "MIDDLEWARE": [
+        "django_kameleoon.middleware.KameleoonMiddleware",
+        "django.middleware.locale.LocaleMiddleware",
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "path", ["/en/admin/login/", "/fr/admin/login/", "/pt-br/admin/login/", "/fr/static/app.html"]
+)
+def test_the_default_exclusions_hold_under_a_language_prefix(
+    data_api: DataApiServer, path: str
+) -> None:
+    with override_settings(**I18N):
+        client = Client()
+        assert client.get(path).status_code == 200
+        assert client.get("/fr/page/").status_code == 200
+    pages = of_type(delivered(data_api), "PAGE")
+    assert [page["href"] for page in pages] == ["http://testserver/fr/page/"]
+
+
+def test_a_path_that_only_looks_like_a_language_prefix_is_tracked(
+    client: Client, data_api: DataApiServer
+) -> None:
+    """Without ``i18n_patterns``, ``/my/`` is no language (Burmese) prefix: the page counts."""
+    assert client.get("/my/admin/").status_code == 200
+    assert only(delivered(data_api), "PAGE")["href"] == "http://testserver/my/admin/"
 
 
 def test_custom_exclude_paths_replace_the_defaults(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
+import io
+import uuid
 from collections.abc import Iterator
 
 from django.http import (
+    FileResponse,
     HttpRequest,
     HttpResponse,
     HttpResponseBase,
@@ -13,7 +17,9 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import render
+from django.views.decorators.cache import cache_control, cache_page
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import condition, etag, last_modified
 
 import django_kameleoon
 
@@ -99,3 +105,38 @@ async def async_page(request: HttpRequest) -> HttpResponse:
 async def async_buy(request: HttpRequest) -> HttpResponseBase:
     django_kameleoon.track_conversion(request, 43, revenue=1.5)
     return HttpResponseRedirect("/page/")
+
+
+# -- caching and conditional requests (tests/test_caching.py) ----------------------------------
+
+
+def stamped(request: HttpRequest) -> HttpResponse:
+    """A page without tags whose body is new each time the view runs: equal bodies, a cache hit."""
+    return HttpResponse(f"<!doctype html><p>{uuid.uuid4()}</p>", content_type="text/html")
+
+
+def only_page_fields(request: HttpRequest) -> HttpResponse:
+    """A page that sets PAGE fields and renders nothing per visitor: the same for everyone."""
+    return render(request, "kameleoon_tests/page_fields.html")
+
+
+cached_page = cache_page(60)(page)
+cached_thanks = cache_page(60)(thanks)
+cached_stamped = cache_page(60)(stamped)
+cached_code_json = cache_page(60)(code_in_json)
+public_stamped = cache_control(public=True, max_age=60)(stamped)
+
+#: The validator all three conditional decorators answer 304 for.
+ETAG = '"v1"'
+LAST_MODIFIED = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+
+with_etag = etag(lambda request: ETAG)(plain)
+with_last_modified = last_modified(lambda request: LAST_MODIFIED)(plain)
+with_condition = condition(etag_func=lambda request: ETAG)(plain)
+
+
+def attachment(request: HttpRequest) -> FileResponse:
+    """An HTML file downloaded, not shown: no page view."""
+    return FileResponse(
+        io.BytesIO(b"<!doctype html><p>report</p>"), as_attachment=True, filename="report.html"
+    )

@@ -21,7 +21,7 @@ that ``python -m django_kameleoon.collector`` and ``manage.py kameleoon_collecto
 from __future__ import annotations
 
 from django_kameleoon.collector.cli import add_arguments, build_parser, main, run
-from django_kameleoon.collector.format import format_event, format_violation
+from django_kameleoon.collector.format import format_duplicate, format_event, format_violation
 from django_kameleoon.collector.server import DEFAULT_HOST, DEFAULT_PORT, Collector
 from django_kameleoon.collector.tables import (
     VisitorSummary,
@@ -39,6 +39,7 @@ __all__ = [
     "add_arguments",
     "build_parser",
     "count_by_type",
+    "format_duplicate",
     "format_event",
     "format_table",
     "format_violation",

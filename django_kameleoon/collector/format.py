@@ -185,6 +185,12 @@ def format_event(event: WireEvent) -> str:
     return f"{event_type:<10} v={visitor}  {describe(event)}".rstrip()
 
 
+def format_duplicate(event: WireEvent) -> str:
+    """An event whose nonce arrived before: a retry after a lost answer, which the API keeps
+    once. Shown, so that a sender that repeats itself is seen, and marked, so it stands out."""
+    return f"DUPLICATE  {format_event(event)}  [nonce already received]"
+
+
 def format_violation(text: str) -> str:
     """A broken rule, loud enough to notice among the event lines (it goes to stderr)."""
     return f"!! VIOLATION: {clean(text, 1000)}"

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
 
-from django_kameleoon.collector.format import format_event, format_violation
+from django_kameleoon.collector.format import format_duplicate, format_event, format_violation
 from django_kameleoon.collector.tables import count_by_type, summarize_visitors, visitor_table
 from django_kameleoon.testing import DataApiServer
 
@@ -53,6 +53,7 @@ class Collector:
             site_code=site_code,
             on_event=self._on_event,
             on_violation=self._on_violation,
+            on_duplicate=self._on_duplicate,
         )
 
     @property
@@ -100,6 +101,9 @@ class Collector:
         if self._jsonl is not None:
             self._write_line(self._jsonl, json.dumps(event, ensure_ascii=False))
 
+    def _on_duplicate(self, event: dict[str, Any]) -> None:
+        self.say(format_duplicate(event))
+
     def _on_violation(self, text: str) -> None:
         self.say(format_violation(text), error=True)
 
@@ -117,6 +121,12 @@ class Collector:
         lines = [f"received {len(events)} event(s)" + (f": {by_type}" if by_type else "")]
         if events:
             lines += visitor_table(summarize_visitors(events).values())
+        duplicates = len(self.server.duplicates)
+        if duplicates:
+            lines.append(
+                f"{duplicates} duplicate(s): a nonce received before (a retry), "
+                "which the API keeps once"
+            )
         violations = self.server.violations
         if violations:
             lines.append(f"!! {len(violations)} violation(s) of the Data API's rules (see above)")

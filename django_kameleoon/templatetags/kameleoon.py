@@ -34,7 +34,7 @@ from django.utils.html import format_html
 from django_kameleoon.api import track_conversion
 from django_kameleoon.conf import get_settings
 from django_kameleoon.events import normalise_fields
-from django_kameleoon.visitor import get_visitor_code, has_consent, request_state
+from django_kameleoon.visitor import get_visitor_code, has_consent, request_state, use_visitor
 
 __all__ = [
     "SCRIPT_URL",
@@ -123,7 +123,7 @@ def kameleoon_script(context: template.Context, *, nonce: Any = None) -> str:
     """
     try:
         request = context.get("request")
-        if isinstance(request, HttpRequest) and not has_consent(request):
+        if isinstance(request, HttpRequest) and not _consents(request):
             return ""
         src = SCRIPT_URL.format(site_code=get_settings().SITE_CODE)
         if nonce:
@@ -131,6 +131,14 @@ def kameleoon_script(context: template.Context, *, nonce: Any = None) -> str:
         return format_html('<script src="{}" async></script>', src)
     except Exception as exc:
         return _failed(context, "kameleoon_script", exc)
+
+
+def _consents(request: HttpRequest) -> bool:
+    """The visitor's consent, which decides what ``kameleoon_script`` renders: the page is then
+    this visitor's (``visitor.use_visitor``), since a cached copy would carry one visitor's
+    decision to every other."""
+    use_visitor(request)
+    return has_consent(request)
 
 
 def page_field(name: str, value: Any) -> Any:

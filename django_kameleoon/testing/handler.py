@@ -24,8 +24,8 @@ from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from django_kameleoon.testing.body import Verdict, examine_request
 from django_kameleoon.testing.received import Fault, Headers, ReceivedRequest
-from django_kameleoon.testing.recording import Recording
-from django_kameleoon.testing.rules import EVENTS_PATH, BodyFormat, WireEvent
+from django_kameleoon.testing.recording import Recorded, Recording
+from django_kameleoon.testing.rules import EVENTS_PATH, BodyFormat
 
 # Bodies larger than this are not even read (the connection is closed after the 413); below
 # it they are read and discarded, so the client reliably sees the 413 rather than a reset.
@@ -47,6 +47,9 @@ class ServerOptions(Protocol):
 
     @property
     def on_violation(self) -> Callable[[str], None] | None: ...
+
+    @property
+    def on_duplicate(self) -> Callable[[dict[str, Any]], None] | None: ...
 
 
 class HttpServer(ThreadingHTTPServer):
@@ -230,8 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
             at=arrived,
             fault=fault.kind if fault else None,
         )
-        accepted, violations = self.http.recording.record(request, verdict)
-        self._tell(accepted, violations)
+        self._tell(self.http.recording.record(request, verdict))
         if status is None:
             return
         self.send_response(status)
@@ -242,17 +244,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _tell(self, accepted: list[WireEvent], violations: list[str]) -> None:
+    def _tell(self, recorded: Recorded) -> None:
         """Pass what was just recorded to the server's callbacks, before the sender's answer."""
         options = self.http.options
         # A failing callback is the caller's bug: show it, but keep serving the sender.
         try:
             if options.on_violation is not None:
-                for violation in violations:
+                for violation in recorded.violations:
                     options.on_violation(violation)
-            if options.on_event is not None:
-                for event in accepted:
-                    options.on_event(copy.deepcopy(event))
+            for callback, events in (
+                (options.on_event, recorded.accepted),
+                (options.on_duplicate, recorded.duplicates),
+            ):
+                if callback is not None:
+                    for event in events:
+                        callback(copy.deepcopy(event))
         except Exception:
             traceback.print_exc(file=sys.stderr)
 

@@ -10,12 +10,20 @@ from __future__ import annotations
 import copy
 import threading
 from collections import deque
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from django_kameleoon.testing.body import Verdict
 from django_kameleoon.testing.received import Fault, ReceivedRequest
 from django_kameleoon.testing.rules import WireEvent
 from django_kameleoon.testing.validation import short_repr
+
+
+class Recorded(NamedTuple):
+    """What one request added: for the server's callbacks, in the order of its body."""
+
+    accepted: list[WireEvent]
+    duplicates: list[WireEvent]
+    violations: list[str]
 
 
 class Recording:
@@ -47,24 +55,24 @@ class Recording:
 
     # -- recording (called from the handler threads) ----------------------------------------
 
-    def record(
-        self, request: ReceivedRequest, verdict: Verdict | None
-    ) -> tuple[list[WireEvent], list[str]]:
+    def record(self, request: ReceivedRequest, verdict: Verdict | None) -> Recorded:
         """Store a request and, when it was accepted, its events; wake whoever waits.
 
         A retried event (same nonce, same content) lands in ``duplicates`` without repeating
         its violations; a nonce reused for a different event is itself a violation. Returns
-        the events newly accepted and the violations found, for the server's callbacks.
+        the events newly accepted, the duplicates and the violations found, for the server's
+        callbacks.
         """
         violations = list(verdict.problems) if verdict else []
         accepted: list[WireEvent] = []
+        duplicates: list[WireEvent] = []
         parsed = verdict.body if verdict and verdict.status == 202 else None
         with self._condition:
             for event, problems in parsed.events if parsed else []:
                 nonce = event.get("nonce")
                 original = self._by_nonce.get(nonce) if isinstance(nonce, str) else None
                 if original is not None:
-                    self._duplicates.append(event)
+                    duplicates.append(event)
                     if original != event:
                         violations.append(
                             f"nonce {nonce} was reused for a different event: "
@@ -76,10 +84,11 @@ class Recording:
                 self._events.append(event)
                 accepted.append(event)
                 violations += problems
+            self._duplicates += duplicates
             self._violations += violations
             self._requests.append(request)
             self._condition.notify_all()
-        return accepted, violations
+        return Recorded(accepted, duplicates, violations)
 
     # -- reading ------------------------------------------------------------------------
 

@@ -35,12 +35,14 @@ class DataApiServer:
         site_code: str | None = None,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         on_violation: Callable[[str], None] | None = None,
+        on_duplicate: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.site_code = site_code
         self.on_event = on_event
         self.on_violation = on_violation
+        self.on_duplicate = on_duplicate
         self._recording = Recording()
         self._httpd: HttpServer | None = None
         self._thread: threading.Thread | None = None

@@ -121,6 +121,10 @@ def without_middleware() -> override_settings:
     return override_settings(MIDDLEWARE=[m for m in django_settings.MIDDLEWARE if m != MIDDLEWARE])
 
 
+def cache_directives(response: HttpResponseBase) -> set[str]:
+    return {part.strip() for part in response.get("Cache-Control", "").split(",") if part}
+
+
 def visitor_cookie(response: HttpResponseBase) -> str | None:
     morsel = response.cookies.get(COOKIE)
     return None if morsel is None else morsel.value
@@ -138,14 +142,15 @@ def check_request(get: Any, request: dict[str, Any], data_api: DataApiServer, pl
     code = visitor_cookie(response)
     body = response.content if hasattr(response, "content") else b""
     reference_body = reference.content if hasattr(reference, "content") else b""
-    if code is not None:
-        assert NEW_CODE.fullmatch(code), f"Set-Cookie carries {code!r}"
-        set_cookie = response.cookies[COOKIE].OutputString()
-        assert "\r" not in set_cookie and "\n" not in set_cookie
     sent_cookie = parse_cookie(request["headers"].get("Cookie", "")).get(COOKIE)
     kept = sent_cookie is not None and VISITOR_CODE_RE.fullmatch(sent_cookie) is not None
-    if kept:
-        assert code is None, "a valid code is kept, not set again"
+    if code is not None:
+        if kept:
+            assert code == sent_cookie, "a valid code is kept: at most renewed, never replaced"
+        else:
+            assert NEW_CODE.fullmatch(code), f"Set-Cookie carries {code!r}"
+        set_cookie = response.cookies[COOKIE].OutputString()
+        assert "\r" not in set_cookie and "\n" not in set_cookie
     current = sent_cookie if kept else code
     if current is not None and current != sent_cookie:
         # The page may render the code; a replaced cookie value is never echoed.
@@ -154,9 +159,12 @@ def check_request(get: Any, request: dict[str, Any], data_api: DataApiServer, pl
         body = re.sub(rb"<p id=\"visitor\"><code></p>", b"", body)
     if b'id="visitor"' not in reference_body:
         assert body == reference_body
-    headers = {k: v for k, v in response.items() if k != "Set-Cookie"}
-    reference_headers = {k: v for k, v in reference.items() if k != "Set-Cookie"}
+    ours = ("Set-Cookie", "Cache-Control")
+    headers = {k: v for k, v in response.items() if k not in ours}
+    reference_headers = {k: v for k, v in reference.items() if k not in ours}
     assert headers == reference_headers
+    # Cache-Control gains at most ``private``: a page rendered for one visitor (caching.py).
+    assert cache_directives(response) - {"private"} == cache_directives(reference)
 
     assert django_kameleoon.flush(5)
     events = data_api.events[before:]

@@ -5,7 +5,9 @@ them are in ``test_servers.py``, ``test_uwsgi.py`` and ``test_celery.py``).
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -107,3 +109,43 @@ def test_after_fork_in_child_reseeds_nonces_and_forgets_the_parents_queue(
     lifecycle.after_fork_in_child()
     assert events.new_nonce() != inherited
     assert get_backend().stats()["queued"] == 0, "the parent delivers its own queue"
+
+
+# -- runserver's SIGTERM (the real process is in test_runserver.py) ------------------------------
+
+
+@pytest.fixture
+def sigterm() -> Iterator[None]:
+    """Put back this process's SIGTERM handler, whatever the test did to it."""
+    previous = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.usefixtures("sigterm")
+def test_only_runserver_gets_sigterm_as_a_normal_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for argv in (["manage.py", "migrate"], ["gunicorn", "mysite.wsgi"], ["manage.py"]):
+        monkeypatch.setattr(sys, "argv", argv)
+        lifecycle.connect()
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, argv
+    monkeypatch.setattr(sys, "argv", ["manage.py", "runserver", "--noreload"])
+    lifecycle.connect()
+    handler = signal.getsignal(signal.SIGTERM)
+    assert callable(handler)
+    with pytest.raises(SystemExit) as exited:
+        handler(signal.SIGTERM, None)
+    assert exited.value.code == 0
+
+
+@pytest.mark.parametrize(
+    "site_handler", [signal.SIG_IGN, lambda signum, frame: None], ids=["ignored", "own-handler"]
+)
+@pytest.mark.usefixtures("sigterm")
+def test_a_sigterm_handler_already_set_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch, site_handler: Any
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["manage.py", "runserver", "--noreload"])
+    signal.signal(signal.SIGTERM, site_handler)
+    lifecycle.connect()
+    assert signal.getsignal(signal.SIGTERM) is site_handler
