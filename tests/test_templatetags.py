@@ -174,6 +174,7 @@ BAD_VALUES = [
     pytest.param("{% kameleoon_conversion 7 revenue='lots' %}", TypeError, id="revenue-str"),
     pytest.param("{% kameleoon_conversion 7 revenue=inf %}", ValueError, id="revenue-inf"),
     pytest.param("{% kameleoon_conversion 7 negative='yes' %}", TypeError, id="negative-str"),
+    pytest.param("{% kameleoon_conversion 7 key='' %}", ValueError, id="key-empty"),
     pytest.param("{% kameleoon_page key_page_indices='a,b' %}", ValueError, id="indices-text"),
     pytest.param("{% kameleoon_page key_page_indices=inf %}", TypeError, id="indices-float"),
     pytest.param("{% kameleoon_page title=3 %}", TypeError, id="title-int"),
