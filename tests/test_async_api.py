@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
-from django.test import AsyncClient, Client
+from django.test import AsyncClient, Client, RequestFactory
 
 import django_kameleoon
 from django_kameleoon import signals
@@ -35,15 +35,19 @@ def consent_in_the_database(kameleoon: Configure) -> None:
 
 
 def cookies(account: str) -> dict[str, str]:
-    return {"Cookie": f"{COOKIE}=visitor-{account}; account={account}"}
+    return {COOKIE: f"visitor-{account}", "account": account}
 
 
 def through_asgi(path: str, account: str) -> Any:
-    return asgi(AsyncClient(headers=cookies(account)), "post", path)
+    client = AsyncClient()
+    client.cookies.load(cookies(account))
+    return asgi(client, "post", path)
 
 
 def through_wsgi(path: str, account: str) -> Any:
-    return Client(headers=cookies(account)).post(path)
+    client = Client()
+    client.cookies.load(cookies(account))
+    return client.post(path)
 
 
 @pytest.mark.usefixtures("consent_in_the_database")
@@ -64,7 +68,8 @@ def test_an_async_view_with_a_database_consent(
 
 @pytest.mark.usefixtures("consent_in_the_database")
 def test_the_async_twins_take_a_request_or_a_code(data_api: DataApiServer) -> None:
-    request = Client(headers=cookies("alice")).get("/plain/").wsgi_request
+    request = RequestFactory().post("/checkout/")
+    request.COOKIES.update(cookies("alice"))
     converted = async_to_sync(django_kameleoon.atrack_conversion)
     tracked = async_to_sync(django_kameleoon.atrack)
     first = converted(request, 12, revenue=59.8, metadata={1: ["web"]}, key=7)

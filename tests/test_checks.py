@@ -177,6 +177,10 @@ UNRESOLVED: list[Any] = [
         id="backend-function",
     ),
     pytest.param(
+        "GOALS", {"tests.broken_module.paid": 3}, "E029",
+        "cannot be imported: RuntimeError: this module is broken", id="goals-module-fails",
+    ),
+    pytest.param(
         "DATA_API_URL",
         "https://eu-data.kameleoon.io/visit/events",
         "E004",

@@ -600,7 +600,8 @@ def test_tracking_error_is_logged_without_visitor_data(
     ours = [r for r in caplog.records if r.name == "django_kameleoon"]
     errors = [r for r in ours if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == [
-        "Kameleoon: could not track a request (RuntimeError); the response was sent unchanged"
+        "Kameleoon: could not track a visitor: the CONSENT callable raised RuntimeError; "
+        "such visitors are treated as not consenting"
     ]
     for record in ours:
         if record.levelno >= logging.INFO:
