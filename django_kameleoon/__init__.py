@@ -13,14 +13,32 @@ __version__ = "0.1.0"
 #: Events kept by ``LocmemBackend``, like ``django.core.mail.outbox``.
 outbox: list[Any] = []
 
-__all__ = ["flush", "get_visitor_code", "outbox", "stats", "track", "track_conversion"]
+__all__ = [
+    "atrack",
+    "atrack_conversion",
+    "flush",
+    "get_visitor_code",
+    "outbox",
+    "stats",
+    "track",
+    "track_conversion",
+]
 
 if TYPE_CHECKING:
-    from django_kameleoon.api import flush, get_visitor_code, stats, track, track_conversion
+    from django_kameleoon.api import (
+        atrack,
+        atrack_conversion,
+        flush,
+        get_visitor_code,
+        stats,
+        track,
+        track_conversion,
+    )
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("flush", "get_visitor_code", "stats", "track", "track_conversion"):
+    """The functions of ``django_kameleoon.api``, imported on first use (``outbox`` is here)."""
+    if name in __all__:
         from django_kameleoon import api
 
         value = globals()[name] = getattr(api, name)

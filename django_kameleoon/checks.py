@@ -5,7 +5,8 @@
   only while a request is served and at exit (``lifecycle.uwsgi_threads_problem``);
 - ``E003`` ``KAMELEOON`` is not a dict, or names a setting that does not exist;
 - ``E004`` and up: one id per other setting, for a bad value of it, as declared beside the
-  setting in ``conf.Settings`` (the README's "System checks" table lists them all);
+  setting in ``conf.Settings`` (the README's "System checks" table lists them all); a dotted
+  path (``BACKEND``, ``CONSENT``, the ``GOALS`` signals) is reported when it names nothing usable;
 - ``W001`` the middleware is not in ``MIDDLEWARE``;
 - ``W002`` the middleware is listed after one that answers pages without it (cache, flatpages),
   or after a subclass of one;
@@ -69,10 +70,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     """Every problem in ``KAMELEOON``, each under the id its setting declares.
 
     One id per setting, so a site can silence one kind of problem without silencing them all.
+    Dotted paths are resolved here: at run time one that names nothing is only logged.
     """
+    raw = getattr(settings, "KAMELEOON", None)
     return [
         Error(problem.message, id=f"django_kameleoon.{problem.check_id}")
-        for problem in settings_problems(getattr(settings, "KAMELEOON", None))
+        for problem in settings_problems(raw, resolve=True)
     ]
 
 

@@ -10,12 +10,20 @@ Settings are read once and cached, because the middleware consults them on every
 cache is dropped on Django's ``setting_changed`` so ``override_settings(KAMELEOON=...)`` takes
 effect at the next call. Every problem is collected, so a misconfigured site hears about all of
 its mistakes at once (``checks.py`` turns them into system check errors).
+
+The dotted paths a setting names (``CONSENT``, the ``GOALS`` signals) are resolved by the system
+check, not when the settings are loaded: at run time one that does not resolve costs only its
+own feature, never every other setting. Run-time code meets configuration mistakes in servers
+that run no system checks (gunicorn, uvicorn, uWSGI), so it never raises them into a request:
+it calls :func:`report_misconfiguration`, which logs each one at ERROR once a minute.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
@@ -26,7 +34,8 @@ from urllib.parse import urlsplit
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
+from django.utils.module_loading import import_string
 
 from django_kameleoon import __version__
 from django_kameleoon.events import MAX_BODY_BYTES
@@ -40,13 +49,21 @@ __all__ = [
     "Settings",
     "get_settings",
     "load_settings",
+    "report_misconfiguration",
+    "resolve_callable",
+    "resolve_path",
+    "resolve_signal",
     "setting",
     "settings_problems",
 ]
 
+logger = logging.getLogger("django_kameleoon")
+
 BODY_FORMATS = ("json", "query")
 SAMESITE_VALUES = ("Lax", "Strict", "None")
 SITE_CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: The Data API's endpoint, below ``DATA_API_URL``.
+ENDPOINT_PATH = "/visit/events"
 COOKIE_NAME_RE = re.compile(r"[A-Za-z0-9!#$&'*+.^_`|~-]+")
 BACKEND_ALIASES = {
     "threaded": "django_kameleoon.backends.threaded.ThreadedBackend",
@@ -72,27 +89,38 @@ def _as_is(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Rule:
-    """What a setting's declaration says besides its type and default."""
+    """What a setting's declaration says besides its type and default.
+
+    ``resolve``, for a value that names something elsewhere (a dotted path), says what is wrong
+    with what it names; only the system check runs it (see the module docstring).
+    """
 
     check_id: str
     validate: Validator
     convert: Converter = _as_is
+    resolve: Validator | None = None
 
 
 _RULE = "django_kameleoon"
 
 
 def setting(
-    default: Any, *, validate: Validator, check_id: str, convert: Converter = _as_is
+    default: Any,
+    *,
+    validate: Validator,
+    check_id: str,
+    convert: Converter = _as_is,
+    resolve: Validator | None = None,
 ) -> Any:
     """Declare one setting: a dataclass field whose metadata carries its :class:`Rule`.
 
     ``check_id`` is the system check (``E004``, without the app's prefix) that reports a bad value,
     so a site can silence one kind of problem alone. ``convert`` runs on the user's value before
-    ``validate``. A mutable default (``{}``) is copied for each :class:`Settings`, as dataclasses
-    require. Returns ``Any`` so ``NAME: type = setting(...)`` type-checks as a plain default would.
+    ``validate``; ``resolve`` on a valid value, in the system check only. A mutable default
+    (``{}``) is copied for each :class:`Settings`, as dataclasses require. Returns ``Any`` so
+    ``NAME: type = setting(...)`` type-checks as a plain default would.
     """
-    metadata = {_RULE: Rule(check_id, validate, convert)}
+    metadata = {_RULE: Rule(check_id, validate, convert, resolve)}
     if type(default).__hash__ is None:
         return field(default_factory=lambda: copy.copy(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -138,19 +166,68 @@ def _url(value: Any) -> str | None:
         return f"{value!r} is not an http(s) URL such as 'https://eu-data.kameleoon.io'"
     if parts.query or parts.fragment:
         return f"{value!r} must be a base URL without query or fragment"
+    base = value.rstrip("/")
+    if base.endswith(ENDPOINT_PATH):
+        # The endpoint's address, copied from Kameleoon's page: the path would be doubled.
+        return (
+            f"{value!r} is the endpoint's address: use the base URL, "
+            f"{base.removesuffix(ENDPOINT_PATH)!r} ({ENDPOINT_PATH} is added to it)"
+        )
+    return None
+
+
+def resolve_path(path: str, kind: str, is_kind: Callable[[Any], bool]) -> Any:
+    """What a dotted path in the settings names; ImproperlyConfigured, saying why, if it names
+    nothing or something that is not ``kind`` (``is_kind`` tells).
+
+    A module that fails while it is imported (a site's own bug) is reported the same way, so
+    that neither the system check nor a starting worker dies of it.
+    """
+    try:
+        found = import_string(path)
+    except Exception as exc:
+        detail = exc if isinstance(exc, ImportError) else f"{type(exc).__name__}: {exc}"
+        raise ImproperlyConfigured(f"{path!r} cannot be imported: {detail}") from exc
+    if not is_kind(found):
+        raise ImproperlyConfigured(f"{path!r} is a {type(found).__name__}, not {kind}")
+    return found
+
+
+def resolve_signal(path: str) -> Signal:
+    """The Django signal a ``GOALS`` key names, or ImproperlyConfigured."""
+    signal: Signal = resolve_path(path, "a Django Signal", lambda found: isinstance(found, Signal))
+    return signal
+
+
+def resolve_callable(path: str) -> Callable[..., Any]:
+    """The function (``CONSENT``) a path names, or ImproperlyConfigured."""
+    function: Callable[..., Any] = resolve_path(path, "a callable", callable)
+    return function
+
+
+def _resolve_backend(path: str) -> type:
+    """A class with the backend interface (``conf`` sits below ``backends``: no import of it)."""
+    cls: type = resolve_path(
+        path,
+        "a backend class",
+        lambda found: isinstance(found, type) and callable(getattr(found, "send", None)),
+    )
+    return cls
+
+
+def _path_problem(resolve: Callable[[str], Any], path: str) -> str | None:
+    """A resolver's complaint about ``path`` as a validator's message, or None."""
+    try:
+        resolve(path)
+    except ImproperlyConfigured as exc:
+        return str(exc)
     return None
 
 
 def _backend(value: Any) -> str | None:
     if not isinstance(value, str) or "." not in value:
         return f"{value!r} is not a dotted path to a backend class"
-    from django.utils.module_loading import import_string
-
-    try:
-        import_string(value)
-    except ImportError as exc:
-        return f"{value!r} cannot be imported: {exc}"
-    return None
+    return _path_problem(_resolve_backend, value)
 
 
 def _body_format(value: Any) -> str | None:
@@ -191,6 +268,16 @@ def _optional_dotted_path(value: Any) -> str | None:
     if value is None or (isinstance(value, str) and "." in value):
         return None
     return f"{value!r} is not a dotted path to a callable(request) -> bool"
+
+
+def _consent_resolves(value: str | None) -> str | None:
+    return None if value is None else _path_problem(resolve_callable, value)
+
+
+def _signals_resolve(value: Mapping[str, int]) -> str | None:
+    """Every path that does not name a Django signal, each with why."""
+    problems = [_path_problem(resolve_signal, path) for path in value]
+    return "; ".join(problem for problem in problems if problem) or None
 
 
 def _cookie_name(value: Any) -> str | None:
@@ -281,7 +368,9 @@ class Settings:
         None, validate=_exclude_paths, check_id="E019", convert=_as_tuple
     )
     TRACK_BOTS: bool = setting(False, validate=_is_bool, check_id="E020")
-    CONSENT: str | None = setting(None, validate=_optional_dotted_path, check_id="E021")
+    CONSENT: str | None = setting(
+        None, validate=_optional_dotted_path, check_id="E021", resolve=_consent_resolves
+    )
     RESPECT_GPC: bool = setting(True, validate=_is_bool, check_id="E022")
     RESPECT_DNT: bool = setting(False, validate=_is_bool, check_id="E023")
     COOKIE_NAME: str = setting("kameleoonVisitorCode", validate=_cookie_name, check_id="E024")
@@ -291,7 +380,9 @@ class Settings:
     COOKIE_SAMESITE: Literal["Lax", "Strict", "None"] | None = setting(
         "Lax", validate=_samesite, check_id="E028"
     )
-    GOALS: Mapping[str, int] = setting({}, validate=_goals, check_id="E029")
+    GOALS: Mapping[str, int] = setting(
+        {}, validate=_goals, check_id="E029", resolve=_signals_resolve
+    )
     REDACT_QUERY_PARAMS: tuple[str, ...] = setting(
         DEFAULT_REDACTED_WORDS, validate=_word_list, check_id="E030", convert=_as_tuple
     )
@@ -301,10 +392,24 @@ class Settings:
 
     @cached_property
     def consent_callable(self) -> Callable[[Any], Any] | None:
-        """The ``CONSENT`` callable, imported once rather than on every request."""
-        from django.utils.module_loading import import_string
+        """The ``CONSENT`` callable, imported once rather than on every request.
 
-        return None if self.CONSENT is None else import_string(self.CONSENT)
+        A path that does not resolve gives a stand-in that raises ``ImproperlyConfigured``
+        saying why, so that the failed import is not tried again on every request and the
+        caller's one error handler (``visitor``: no consent) covers it too.
+        """
+        if self.CONSENT is None:
+            return None
+        try:
+            found = resolve_callable(self.CONSENT)
+        except ImproperlyConfigured as exc:
+            problem = f"KAMELEOON['CONSENT'] {exc}"
+
+            def unresolved(request: Any) -> bool:
+                raise ImproperlyConfigured(problem)
+
+            return unresolved
+        return found
 
     @cached_property
     def redacted_words(self) -> frozenset[str]:
@@ -314,7 +419,7 @@ class Settings:
     @cached_property
     def events_url(self) -> str:
         """The full endpoint, built once per settings object rather than per request."""
-        return self.DATA_API_URL.rstrip("/") + "/visit/events"
+        return self.DATA_API_URL.rstrip("/") + ENDPOINT_PATH
 
     @cached_property
     def exclude_paths_re(self) -> re.Pattern[str]:
@@ -385,8 +490,11 @@ def _merge(raw: Mapping[str, Any]) -> dict[str, Any]:
     return {key: RULES[key].convert(value) for key, value in values.items()}
 
 
-def settings_problems(raw: Any) -> list[Problem]:
-    """Every mistake in a ``KAMELEOON`` value, each as ``"KAMELEOON['KEY'] what is wrong"``."""
+def settings_problems(raw: Any, *, resolve: bool = False) -> list[Problem]:
+    """Every mistake in a ``KAMELEOON`` value, each as ``"KAMELEOON['KEY'] what is wrong"``.
+
+    ``resolve=True`` (the system check) also resolves what valid values name.
+    """
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -400,6 +508,8 @@ def settings_problems(raw: Any) -> list[Problem]:
     values = _merge(raw)
     for key, rule in RULES.items():
         message = rule.validate(values[key])
+        if not message and resolve and rule.resolve:
+            message = rule.resolve(values[key])
         if message:
             problems.append(Problem(rule.check_id, f"KAMELEOON['{key}'] {message}"))
     return problems
@@ -415,18 +525,53 @@ def load_settings(raw: Any) -> Settings:
 
 _DEFAULTS = Settings()
 _current: Settings | None = None
+#: Why the settings are invalid, once found: not validated again on every call until they change.
+_invalid: str | None = None
 
 
 def get_settings() -> Settings:
-    """The validated settings of this process, read from Django on first use."""
-    global _current
+    """The validated settings of this process, read from Django on first use.
+
+    Raises ``ImproperlyConfigured`` while they are invalid; run-time callers report it with
+    :func:`report_misconfiguration` rather than raise it into a request.
+    """
+    global _current, _invalid
     if _current is None:
-        _current = load_settings(getattr(django_settings, "KAMELEOON", None))
+        if _invalid is None:
+            try:
+                _current = load_settings(getattr(django_settings, "KAMELEOON", None))
+                return _current
+            except ImproperlyConfigured as exc:
+                _invalid = f"{exc} (nothing is tracked until this is fixed)"
+        raise ImproperlyConfigured(_invalid)
     return _current
+
+
+#: Seconds before a configuration mistake that lasts is logged again.
+MISCONFIGURATION_LOG_INTERVAL = 60.0
+#: When each mistake was last logged (``time.monotonic()``); forgotten when the settings change.
+_logged: dict[str, float] = {}
+
+
+def report_misconfiguration(problem: Exception | str) -> None:
+    """Log a configuration mistake met at run time, at ERROR: once a minute while it lasts.
+
+    Called instead of raising: a configuration mistake must never fail a request, and gunicorn,
+    uvicorn and uWSGI run no system checks, so this log line is where a deploy's mistake shows.
+    Once a minute keeps a busy site's log readable; new settings are logged afresh.
+    """
+    message = str(problem)
+    now = time.monotonic()
+    last = _logged.get(message)
+    if last is not None and now - last < MISCONFIGURATION_LOG_INTERVAL:
+        return
+    _logged[message] = now
+    logger.error("Kameleoon: %s", message)
 
 
 @receiver(setting_changed)
 def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
-    global _current
+    global _current, _invalid
     if setting in ("KAMELEOON", "STATIC_URL", "MEDIA_URL", "LANGUAGES", "ROOT_URLCONF"):
-        _current = None
+        _current = _invalid = None
+        _logged.clear()

@@ -6,7 +6,9 @@ argument, with its ``revenue`` keyword argument when there is one. The site's co
 change: the mapping lives in settings, like ``LOGGING`` or ``CACHES``.
 
 Receivers are connected in ``AppConfig.ready`` and reconnected when ``KAMELEOON`` changes
-(``override_settings``), so a test can map goals like any other setting.
+(``override_settings``), so a test can map goals like any other setting. A path that names no
+signal is logged (``manage.py check`` reports it as ``E029``) and the others are connected: a
+typo must not stop every worker of a site from booting, nor cost the goals mapped correctly.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import Signal, receiver
 from django.http import HttpRequest
-from django.utils.module_loading import import_string
 
 from django_kameleoon.api import track_conversion
-from django_kameleoon.conf import get_settings
+from django_kameleoon.conf import get_settings, report_misconfiguration, resolve_signal
 
 __all__ = ["connect_goals", "disconnect_goals", "goal_receiver", "sync_goals"]
 
@@ -74,26 +75,14 @@ def _target(kwargs: Mapping[str, Any]) -> HttpRequest | str | None:
     return code if isinstance(code, str) else None
 
 
-def _signal(path: str) -> Signal:
-    """The signal a dotted path names; ImproperlyConfigured if there is none."""
-    try:
-        signal = import_string(path)
-    except ImportError as exc:
-        raise ImproperlyConfigured(f"KAMELEOON['GOALS']: cannot import {path!r}: {exc}") from exc
-    if not isinstance(signal, Signal):
-        raise ImproperlyConfigured(
-            f"KAMELEOON['GOALS']: {path!r} is a {type(signal).__name__}, not a Django Signal"
-        )
-    return signal
-
-
 def connect_goals(goals: Mapping[str, int]) -> None:
-    """Connect one receiver per mapped signal; raise ImproperlyConfigured for a bad path.
-
-    Every path is resolved before anything is connected, so a mistake connects nothing.
-    """
-    signals = [(_signal(path), path, goal_id) for path, goal_id in goals.items()]
-    for signal, path, goal_id in signals:
+    """Connect one receiver per mapped signal; log (and skip) a path that names no signal."""
+    for path, goal_id in goals.items():
+        try:
+            signal = resolve_signal(path)
+        except ImproperlyConfigured as exc:
+            report_misconfiguration(f"KAMELEOON['GOALS'] {exc}: goal {goal_id} is not recorded")
+            continue
         uid = f"django_kameleoon.goals:{path}"
         signal.connect(goal_receiver(goal_id), weak=False, dispatch_uid=uid)
         _connected.append((signal, uid))
@@ -109,8 +98,8 @@ def disconnect_goals() -> None:
 def sync_goals() -> None:
     """Connect receivers for the current settings, replacing those of earlier settings.
 
-    Invalid ``KAMELEOON`` settings connect nothing: the system checks report them, and
-    failing here would hide their full list behind the first problem.
+    Invalid ``KAMELEOON`` settings connect nothing: the system checks report them all, and the
+    first event tracked logs them; failing here would stop the site from starting.
     """
     disconnect_goals()
     try:

@@ -19,13 +19,13 @@ from functools import lru_cache
 from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.core.exceptions import DisallowedHost
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import HttpRequest, HttpResponseBase
 
 from django_kameleoon import useragent
 from django_kameleoon.backends import get_backend
 from django_kameleoon.caching import make_private, shared_cacheable
-from django_kameleoon.conf import Settings, get_settings
+from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
 from django_kameleoon.events import FIELDS, Event, normalise_fields
 from django_kameleoon.redaction import redact_url
 from django_kameleoon.visitor import (
@@ -131,9 +131,16 @@ def resolve_consent(request: HttpRequest, response: HttpResponseBase) -> bool:
 
 
 def _guarded(step: Callable[..., bool | None], *args: Any) -> bool:
-    """Run one step of tracking; log an unexpected error instead of raising it."""
+    """Run one step of tracking; log an unexpected error instead of raising it.
+
+    A configuration mistake is logged once a minute (``conf.report_misconfiguration``), not
+    on every request.
+    """
     try:
         return bool(step(*args))
+    except ImproperlyConfigured as exc:
+        report_misconfiguration(exc)
+        return False
     except Exception as exc:
         # Exception messages can quote visitor input, so only the type is logged at ERROR;
         # the traceback goes to DEBUG for whoever is investigating.

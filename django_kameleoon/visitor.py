@@ -3,35 +3,54 @@
 The code is shared with Kameleoon's own JavaScript tag in hybrid setups, so the cookie is
 readable by scripts (not HttpOnly) and carries the same name. Anything that is not a plain code
 (too long, markup, spaces, non-ASCII) is replaced, never echoed back into a header or a page.
+
+Consent is asked of the site's ``CONSENT`` callable, which may use the ORM; Django refuses the
+ORM in a thread that runs an event loop (an async view, and the sync code it calls), so there
+the callable runs in a thread of its own (:func:`call_site_code`). A callable that fails, or a
+path that names none, means no consent: the privacy-safe reading, logged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import logging
 import os
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.http import http_date
 
 from django_kameleoon.caching import keep_out_of_django_cache
-from django_kameleoon.conf import Settings, get_settings
+from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
 from django_kameleoon.events import VISITOR_CODE_RE
 
 __all__ = [
     "RequestState",
     "WrappedRequest",
+    "call_site_code",
+    "consent_pending",
     "due_for_renewal",
     "get_visitor_code",
     "has_consent",
     "http_request",
     "new_visitor_code",
+    "orm_refused_here",
     "renewed_cookie_name",
     "request_state",
     "set_visitor_cookie",
     "use_visitor",
 ]
+
+logger = logging.getLogger("django_kameleoon")
+
+T = TypeVar("T")
 
 
 class WrappedRequest(Protocol):
@@ -83,7 +102,7 @@ def request_state(request: HttpRequest) -> RequestState:
     """The request's state, resolving the visitor code from the cookie on first use."""
     state: RequestState | None = getattr(request, "_kameleoon", None)
     if state is None:
-        cookie = request.COOKIES.get(get_settings().COOKIE_NAME)
+        cookie = request.COOKIES.get(_cookie_name())
         if cookie and VISITOR_CODE_RE.fullmatch(cookie):
             state = RequestState(cookie, is_new=False)
         else:
@@ -107,6 +126,16 @@ def use_visitor(request: HttpRequest) -> RequestState:
     return state
 
 
+def _cookie_name() -> str:
+    """``COOKIE_NAME``; Kameleoon's own name while the settings are invalid (reported), so that
+    a site's code that asks for the visitor code keeps working."""
+    try:
+        return get_settings().COOKIE_NAME
+    except ImproperlyConfigured as exc:
+        report_misconfiguration(exc)
+        return str(Settings.COOKIE_NAME)
+
+
 def get_visitor_code(request: HttpRequest | WrappedRequest) -> str:
     """The visitor code of this request: the same value for the whole request.
 
@@ -118,11 +147,27 @@ def get_visitor_code(request: HttpRequest | WrappedRequest) -> str:
 
 
 def has_consent(request: HttpRequest) -> bool:
-    """Whether this visitor may be tracked: privacy signals first, then the site's callable."""
+    """Whether this visitor may be tracked: privacy signals first, then the site's callable.
+
+    Raises ``ImproperlyConfigured`` only while the settings are invalid.
+    """
     state = request_state(request)
     if state.consent is None:
         state.consent = _consent(request, get_settings())
     return state.consent
+
+
+def consent_pending(request: HttpRequest) -> bool:
+    """Whether :func:`has_consent` would call the site's ``CONSENT`` callable (which may use
+    the ORM): async callers then ask in a thread first. False while the settings are invalid
+    (the caller meets, and reports, that next)."""
+    state: RequestState | None = getattr(request, "_kameleoon", None)
+    if state is not None and state.consent is not None:
+        return False
+    try:
+        return get_settings().CONSENT is not None
+    except ImproperlyConfigured:
+        return False
 
 
 def _consent(request: HttpRequest, settings: Settings) -> bool:
@@ -132,7 +177,59 @@ def _consent(request: HttpRequest, settings: Settings) -> bool:
     if settings.RESPECT_DNT and meta.get("HTTP_DNT", "").strip() == "1":
         return False
     ask = settings.consent_callable
-    return True if ask is None else bool(ask(request))
+    return True if ask is None else _ask_site(ask, request)
+
+
+def _ask_site(ask: Callable[[HttpRequest], Any], request: HttpRequest) -> bool:
+    """The site's answer; no consent (logged) when its callable fails or cannot be imported.
+
+    Only the exception's type is logged for a failing callable, since its message may quote
+    the visitor; the traceback goes to DEBUG.
+    """
+    try:
+        return bool(call_site_code(ask, request))
+    except ImproperlyConfigured as exc:
+        report_misconfiguration(f"{exc}; every visitor is treated as not consenting")
+    except Exception as exc:
+        report_misconfiguration(
+            f"could not track a visitor: the CONSENT callable raised {type(exc).__name__}; "
+            "such visitors are treated as not consenting"
+        )
+        logger.debug("Kameleoon: CONSENT callable error", exc_info=True)
+    return False
+
+
+def orm_refused_here() -> bool:
+    """Whether Django's ORM would raise ``SynchronousOnlyOperation`` in this thread: an event
+    loop runs in it and ``DJANGO_ALLOW_ASYNC_UNSAFE`` is not set (``django.utils.asyncio``'s
+    own test). The loop first: ``_get_running_loop`` (public in ``asyncio.events``) answers
+    without raising, and this runs on every request that asks a ``CONSENT`` callable."""
+    return asyncio._get_running_loop() is not None and not os.environ.get(
+        "DJANGO_ALLOW_ASYNC_UNSAFE"
+    )
+
+
+def call_site_code(function: Callable[..., T], *args: Any) -> T:
+    """Call a site's own synchronous code (the ``CONSENT`` callable, ``conversion`` receivers),
+    which may use the ORM, from wherever the public functions were called.
+
+    Where the ORM is refused (:func:`orm_refused_here`: a sync function called from an async
+    view) it runs in a thread of its own, with the caller's context variables, and the caller
+    waits, as it would for any sync code it calls. The thread's database connections are
+    closed at its end, as at the end of a request. Elsewhere it is a plain call.
+    """
+    if not orm_refused_here():
+        return function(*args)
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(1, thread_name_prefix="kameleoon-site-code") as pool:
+        return pool.submit(context.run, _closing_connections, function, *args).result()
+
+
+def _closing_connections(function: Callable[..., T], *args: Any) -> T:
+    try:
+        return function(*args)
+    finally:
+        connections.close_all()
 
 
 @lru_cache(maxsize=4)

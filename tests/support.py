@@ -27,6 +27,9 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient
+from gunicorn import version_info as GUNICORN_VERSION
 
 import django_kameleoon
 from django_kameleoon import checks
@@ -165,6 +168,19 @@ def wait_until(
         time.sleep(interval)
 
 
+def asgi(client: AsyncClient, method: str, path: str, **kwargs: Any) -> Any:
+    """Run one AsyncClient request from a sync test (no async test plugin needed).
+
+    Wrapped in a coroutine function: under Django 4.2 the client's methods are plain functions
+    returning coroutines, which ``async_to_sync`` warns about.
+    """
+
+    async def request() -> Any:
+        return await getattr(client, method)(path, **kwargs)
+
+    return async_to_sync(request)()
+
+
 # -- processes ------------------------------------------------------------------------------------
 
 
@@ -173,10 +189,20 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
-def run_python(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run this interpreter with ``args`` in the project's root, to the end; capture its output."""
+def run_python(
+    *args: str, timeout: float = 60, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run this interpreter with ``args`` in the project's root, to the end; capture its output.
+
+    ``env`` is added to this process's environment.
+    """
     return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -364,21 +390,61 @@ def serve(
     *,
     ready_path: str = "/api/data.json",
     timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Process]:
     """Start a server on a fresh socket (``argv(fd)`` builds its command) and wait until it answers.
 
     The socket is bound here and inherited by the server: no port race, and connections made
     before the server is ready wait in its backlog rather than failing. ``ready_path`` must be
-    a page the middleware does not track, so that polling sends nothing.
+    a page the middleware does not track, so that polling sends nothing. ``env`` is added to
+    the site's environment.
     """
+    environment = {**site_environment(kameleoon), **(env or {})}
     with listening_socket() as sock:
         fd = sock.fileno()
         port = sock.getsockname()[1]
-        with spawn(argv(fd), log, env=site_environment(kameleoon), pass_fds=(fd,)) as process:
+        with spawn(argv(fd), log, env=environment, pass_fds=(fd,)) as process:
             sock.close()  # the server holds its own copy; ours would keep the port alive
             process.url = f"http://127.0.0.1:{port}"
             wait_until_answering(process, process.url + ready_path, timeout)
             yield process
+
+
+#: gunicorn 25.1+ opens a control socket in ~/.gunicorn unless told not to.
+NO_CONTROL_SOCKET = ["--no-control-socket"] if GUNICORN_VERSION >= (25, 1) else []
+
+
+def gunicorn(*options: str, app: str = "wsgi") -> Callable[[int], list[str]]:
+    """The command that serves the test site with gunicorn on an inherited socket, for serve()."""
+
+    def argv(fd: int) -> list[str]:
+        return python_module(
+            "gunicorn",
+            f"tests.reliability.testsite.{app}:application",
+            f"--bind=fd://{fd}",
+            *NO_CONTROL_SOCKET,
+            "--graceful-timeout=20",
+            "--log-level=info",
+            *options,
+        )
+
+    return argv
+
+
+def uvicorn(*options: str) -> Callable[[int], list[str]]:
+    """The command that serves the test site with uvicorn on an inherited socket, for serve()."""
+
+    def argv(fd: int) -> list[str]:
+        return python_module(
+            "uvicorn",
+            "tests.reliability.testsite.asgi:application",
+            f"--fd={fd}",
+            "--lifespan=on",
+            "--no-access-log",
+            *options,
+        )
+
+    return argv
 
 
 PAGE_VIEWS = 120

@@ -160,6 +160,70 @@ def test_one_kind_of_problem_can_be_silenced_alone() -> None:
     assert "django_kameleoon.E008" not in str(raised.value)
 
 
+#: Values of the right shape that name nothing usable: only resolving them finds the mistake.
+#: Each is reported under its setting's own id, with what is wrong.
+UNRESOLVED: list[Any] = [
+    pytest.param("CONSENT", "tests.consent.nope", "E021", "cannot be imported", id="consent"),
+    pytest.param(
+        "CONSENT", "tests.signals.not_a_signal", "E021", "is a int, not a callable",
+        id="consent-not-callable",
+    ),
+    pytest.param(
+        "GOALS",
+        {"tests.signals.order_paid": 12, "tests.signal.order_paid": 13},
+        "E029",
+        "'tests.signal.order_paid' cannot be imported",
+        id="goals-typo",
+    ),
+    pytest.param(
+        "GOALS", {"tests.consent.allow": 3}, "E029", "is a function, not a Django Signal",
+        id="goals-not-a-signal",
+    ),
+    pytest.param(
+        "BACKEND", "tests.consent.allow", "E005", "is a function, not a backend class",
+        id="backend-function",
+    ),
+    pytest.param(
+        "GOALS", {"tests.broken_module.paid": 3}, "E029",
+        "cannot be imported: RuntimeError: this module is broken", id="goals-module-fails",
+    ),
+    pytest.param(
+        "DATA_API_URL",
+        "https://eu-data.kameleoon.io/visit/events",
+        "E004",
+        "use the base URL, 'https://eu-data.kameleoon.io'",
+        id="url-with-endpoint",
+    ),
+    pytest.param(
+        "DATA_API_URL",
+        "https://proxy.example/kameleoon/visit/events/",
+        "E004",
+        "use the base URL, 'https://proxy.example/kameleoon'",
+        id="url-with-endpoint-slash",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("key", "value", "check_id", "says"), UNRESOLVED)
+def test_every_dotted_path_is_resolved_by_the_check(
+    key: str, value: Any, check_id: str, says: str
+) -> None:
+    with override_settings(KAMELEOON={"SITE_CODE": "abcdef1234", key: value}):
+        messages = ours(run_checks())
+    assert ids(messages) == [f"django_kameleoon.{check_id}"]
+    assert messages[0].msg.startswith(f"KAMELEOON['{key}'] ")
+    assert says in messages[0].msg
+
+
+def test_a_base_url_with_a_path_of_its_own_passes() -> None:
+    """A proxy in front of the API may live under a path; only the endpoint's own is a mistake."""
+    with override_settings(KAMELEOON={"SITE_CODE": "abcdef1234", "DATA_API_URL": PROXY}):
+        assert ours(run_checks()) == []
+
+
+PROXY = "https://proxy.example/kameleoon/"
+
+
 # -- middleware (W001, W002) -----------------------------------------------------------------
 
 

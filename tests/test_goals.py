@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest
 from django.test import RequestFactory
 
@@ -108,15 +107,29 @@ def test_changing_the_setting_reconnects(data_api: DataApiServer, kameleoon: Con
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("tests.signals.no_such_signal", "cannot import"),
-        ("tests.no_such_module.paid", "cannot import"),
+        ("tests.signals.no_such_signal", "cannot be imported"),
+        ("tests.no_such_module.paid", "cannot be imported"),
         ("tests.signals.not_a_signal", "is a int, not a Django Signal"),
     ],
 )
-def test_bad_paths_are_improperly_configured(path: str, message: str) -> None:
-    with pytest.raises(ImproperlyConfigured, match=message):
-        goals.connect_goals({"tests.signals.order_paid": 1, path: 2})
-    assert not site_signals.order_paid.has_listeners(), "a mistake connects nothing"
+def test_a_bad_path_is_logged_and_the_others_still_record(
+    path: str,
+    message: str,
+    kameleoon: Configure,
+    data_api: DataApiServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A typo in one mapping must not take the site down (it stopped every gunicorn worker from
+    booting) nor cost the goals mapped correctly; ``manage.py check`` names it (E029)."""
+    with caplog.at_level(logging.ERROR, logger="django_kameleoon"):
+        kameleoon(GOALS={"tests.signals.order_paid": 1, path: 2})
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert f"KAMELEOON['GOALS'] {path!r} {message}" in record.getMessage()
+    assert "goal 2 is not recorded" in record.getMessage()
+    site_signals.order_paid.send(sender=None, visitor_code="v1")
+    assert [e["goalId"] for e in delivered(data_api)] == [1]
+    kameleoon()
+    assert not site_signals.order_paid.has_listeners()
 
 
 def test_invalid_settings_connect_nothing(settings: Any) -> None:

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync, iscoroutinefunction
+from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, override_settings
 
@@ -30,6 +30,7 @@ from tests.support import (
     NEW_CODE,
     SAFARI_MAC,
     Configure,
+    asgi,
     delivered,
 )
 from tests.views import LONG_TITLE
@@ -40,19 +41,6 @@ VALID_CODE = "Abc_123-xyz"
 @pytest.fixture(autouse=True)
 def _tracked(kameleoon: Configure) -> None:
     """Every test here talks to the local Data API through the threaded backend."""
-
-
-def asgi(client: AsyncClient, method: str, path: str, **kwargs: Any) -> Any:
-    """Run one AsyncClient request from a sync test (no async test plugin needed).
-
-    Wrapped in a coroutine function: under Django 4.2 the client's methods are plain functions
-    returning coroutines, which ``async_to_sync`` warns about.
-    """
-
-    async def request() -> Any:
-        return await getattr(client, method)(path, **kwargs)
-
-    return async_to_sync(request)()
 
 
 def of_type(events: list[dict[str, Any]], event_type: str) -> list[dict[str, Any]]:
@@ -715,7 +703,8 @@ def test_tracking_error_is_logged_without_visitor_data(
     ours = [r for r in caplog.records if r.name == "django_kameleoon"]
     errors = [r for r in ours if r.levelno >= logging.ERROR]
     assert [r.getMessage() for r in errors] == [
-        "Kameleoon: could not track a request (RuntimeError); the response was sent unchanged"
+        "Kameleoon: could not track a visitor: the CONSENT callable raised RuntimeError; "
+        "such visitors are treated as not consenting"
     ]
     for record in ours:
         if record.levelno >= logging.INFO:

@@ -4,7 +4,8 @@ Python blocks are executed, one test each, with Django configured by ``tests.set
 app pointed at the real local Data API (the ``kameleoon`` fixture); the only name a block gets
 for free is ``request``, a ``RequestFactory`` request from a desktop Chrome. After a block runs:
 
-- functions it defines that take just ``request`` (views, consent callables) are called with it;
+- functions it defines that take just ``request`` (views, consent callables) are called with it
+  (async views through ``async_to_sync``);
 - ``test_*`` functions are called, and ``TestCase`` classes are run;
 - ``KAMELEOON`` dicts are validated, ``MIDDLEWARE`` passes the app's checks, the signals named
   in ``GOALS`` record conversions and ``CONSENT`` paths resolve (the block's namespace stands in
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.core.management import get_commands, load_command_class
 from django.dispatch import Signal
 from django.template import Context, Engine
@@ -134,7 +136,7 @@ def disconnected_afterwards(namespace: dict[str, Any]) -> Iterator[None]:
 def call_views(defined: dict[str, Any], request: Any) -> None:
     for function in defined.values():
         if inspect.isfunction(function) and _parameters(function) == ["request"]:
-            function(request)
+            async_to_sync(function)(request) if iscoroutinefunction(function) else function(request)
 
 
 def run_tests(defined: dict[str, Any], namespace: dict[str, Any]) -> None:
@@ -243,7 +245,7 @@ def test_template_snippet(
         "request": request,
         "product": {"name": "Cast-iron teapot"},
         "canonical_url": "https://shop.example/products/teapot/",
-        "order": {"total": 59.8},
+        "order": {"total": 59.8, "pk": 1042},
     }
     html = engine.from_string(code).render(Context(context))
     state = request_state(request)

@@ -98,11 +98,17 @@ def thanks(request: HttpRequest) -> HttpResponse:
     return render(request, "kameleoon_tests/thanks.html")
 
 
+def order_thanks(request: HttpRequest, order: int) -> HttpResponse:
+    """A thank-you page that records goal 7 once per order, however often it is reloaded."""
+    return render(request, "kameleoon_tests/order_thanks.html", {"order": order})
+
+
 async def async_page(request: HttpRequest) -> HttpResponse:
     return HttpResponse("<!doctype html><p>async</p>", content_type="text/html")
 
 
 async def async_buy(request: HttpRequest) -> HttpResponseBase:
+    """The sync function called from an async view, as sites do."""
     django_kameleoon.track_conversion(request, 43, revenue=1.5)
     return HttpResponseRedirect("/page/")
 
@@ -140,3 +146,16 @@ def attachment(request: HttpRequest) -> FileResponse:
     return FileResponse(
         io.BytesIO(b"<!doctype html><p>report</p>"), as_attachment=True, filename="report.html"
     )
+
+
+async def async_abuy(request: HttpRequest) -> HttpResponseBase:
+    """The async twins, awaited."""
+    await django_kameleoon.atrack_conversion(request, 44, revenue=2.5, key="order-1")
+    await django_kameleoon.atrack(request, "CUSTOMDATA", index=1, valuesCountMap={"basket": 1})
+    return HttpResponseRedirect("/page/")
+
+
+# Checkouts posted by the real-server tests; set by hand, as Django 4.2's csrf_exempt() would
+# turn an async view into a sync one.
+async_buy.csrf_exempt = True  # type: ignore[attr-defined]
+async_abuy.csrf_exempt = True  # type: ignore[attr-defined]

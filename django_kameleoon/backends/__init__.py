@@ -10,12 +10,13 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from django_kameleoon.backends.base import BaseBackend
-from django_kameleoon.conf import get_settings
+from django_kameleoon.conf import Settings, get_settings
 
 __all__ = ["BaseBackend", "get_backend", "reset_backend"]
 
@@ -24,15 +25,31 @@ _lock = threading.Lock()
 
 
 def get_backend() -> BaseBackend:
-    """This process's backend, built from the settings on first use."""
+    """This process's backend, built from the settings on first use.
+
+    Raises ``ImproperlyConfigured`` when the settings are invalid or the backend cannot be made
+    (a broker not set up, say): a configuration mistake, which callers log rather than raise.
+    """
     global _backend
     backend = _backend
     if backend is None or backend.closed:
         with _lock:
             if _backend is None or _backend.closed:
-                settings = get_settings()
-                _backend = import_string(settings.BACKEND)(settings)
+                _backend = _build(get_settings())
             backend = _backend
+    return backend
+
+
+def _build(settings: Settings) -> BaseBackend:
+    try:
+        backend: BaseBackend = import_string(settings.BACKEND)(settings)
+    except ImproperlyConfigured:
+        raise
+    except Exception as exc:
+        raise ImproperlyConfigured(
+            f"KAMELEOON['BACKEND'] {settings.BACKEND!r} could not be made: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     return backend
 
 

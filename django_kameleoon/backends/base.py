@@ -27,6 +27,10 @@ class Counters:
     dropped: int = 0
     requests: int = 0
 
+    def report(self, queued: int) -> dict[str, int]:
+        """The ``stats()`` shape: ``queued`` (waiting now), then these totals."""
+        return {"queued": queued, **asdict(self)}
+
 
 class BaseBackend:
     """Takes events from the public functions and sees them on their way.
@@ -65,4 +69,4 @@ class BaseBackend:
 
     def stats(self) -> dict[str, int]:
         """``queued`` (waiting now), ``sent``, ``retried``, ``dropped`` and ``requests``."""
-        return {"queued": self.queued(), **asdict(self.counters)}
+        return self.counters.report(self.queued())

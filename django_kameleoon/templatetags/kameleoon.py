@@ -3,8 +3,9 @@
 - ``{% kameleoon_visitor_code %}`` renders this request's visitor code.
 - ``{% kameleoon_page title=... canonical_href=... key_page_indices=... %}`` fills in the PAGE
   event the middleware sends for this request; renders nothing.
-- ``{% kameleoon_conversion goal_id revenue=... negative=... metadata=... %}`` records a
-  conversion for this request's visitor; renders nothing.
+- ``{% kameleoon_conversion goal_id revenue=... negative=... metadata=... key=... %}`` records
+  a conversion for this request's visitor; renders nothing. With ``key=order.pk`` a reloaded
+  page is the same conversion again, which the Data API drops.
 - ``{% kameleoon_script nonce=... %}`` renders Kameleoon's JavaScript tag for ``SITE_CODE``, for
   hybrid setups; nothing for a visitor without consent.
 
@@ -13,10 +14,12 @@ Every tag but ``kameleoon_script`` needs ``request`` in the context
 
 Errors: a tag written wrongly (unknown or missing arguments) is a ``TemplateSyntaxError`` when
 the template compiles. A wrong *value* at render time (a goal id that is not an int, a revenue
-that is not a finite number, no request in the context) raises as the Python API does
-(``TypeError``/``ValueError``/``ImproperlyConfigured``) when the template engine is in debug mode,
-so developers see it at once; in production it is logged as a warning and the tag renders
-nothing, because analytics must never turn a page into a server error.
+that is not a finite number) raises as the Python API does (``TypeError``/``ValueError``) when
+the template engine is in debug mode, so developers see it at once; in production it is logged
+as a warning and the tag renders nothing, because analytics must never turn a page into a
+server error. A configuration mistake (invalid ``KAMELEOON`` settings, no request in the
+context) never raises, even in debug mode: like the Python API, the tag logs it at ERROR (once
+a minute) and renders what it can; ``manage.py check`` reports it.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from django.utils.functional import Promise
 from django.utils.html import format_html
 
 from django_kameleoon.api import track_conversion
-from django_kameleoon.conf import get_settings
+from django_kameleoon.conf import get_settings, report_misconfiguration
 from django_kameleoon.events import normalise_fields
 from django_kameleoon.visitor import get_visitor_code, has_consent, request_state, use_visitor
 
@@ -102,11 +105,14 @@ def kameleoon_conversion(
     revenue: Any = None,
     negative: Any = False,
     metadata: Any = None,
+    key: Any = None,
 ) -> str:
     """Record a conversion for this request's visitor, exactly as ``track_conversion`` does."""
     try:
         request = _request(context, "kameleoon_conversion")
-        track_conversion(request, goal_id, revenue=revenue, negative=negative, metadata=metadata)
+        track_conversion(
+            request, goal_id, revenue=revenue, negative=negative, metadata=metadata, key=key
+        )
     except Exception as exc:
         return _failed(context, "kameleoon_conversion", exc)
     return ""
@@ -173,15 +179,18 @@ def _request(context: template.Context, tag: str) -> HttpRequest:
 
 
 def _failed(context: template.Context, tag: str, exc: Exception) -> str:
-    """Raise in debug mode; otherwise log and render nothing.
+    """Render nothing: log a configuration mistake (never raised); raise a wrong value in debug
+    mode, else log it.
 
-    Only our own configuration messages are logged in full: a value error can quote its value,
-    and template values often come from visitors. The full message goes to DEBUG.
+    A value error is logged by its type only: it can quote its value, and template values
+    often come from visitors. The full message goes to DEBUG.
     """
+    if isinstance(exc, ImproperlyConfigured):
+        report_misconfiguration(exc)
+        return ""
     if _debug(context):
         raise exc
-    detail = str(exc) if isinstance(exc, ImproperlyConfigured) else type(exc).__name__
-    logger.warning("Kameleoon: {%% %s %%} failed and rendered nothing: %s", tag, detail)
+    logger.warning("Kameleoon: {%% %s %%} failed and rendered nothing: %s", tag, type(exc).__name__)
     logger.debug("Kameleoon: {%% %s %%} error", tag, exc_info=True)
     return ""
 

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from gunicorn import version_info as GUNICORN_VERSION
 
 from django_kameleoon.testing import DataApiServer
 from tests.support import (
@@ -26,43 +25,12 @@ from tests.support import (
     assert_each_view_arrived_once,
     assert_no_loss_reported,
     burst,
-    python_module,
+    gunicorn,
     serve,
+    uvicorn,
 )
 
 pytestmark = pytest.mark.slow
-
-#: gunicorn 25.1+ opens a control socket in ~/.gunicorn unless told not to.
-NO_CONTROL_SOCKET = ["--no-control-socket"] if GUNICORN_VERSION >= (25, 1) else []
-
-
-def gunicorn(*options: str, app: str = "wsgi") -> Callable[[int], list[str]]:
-    def argv(fd: int) -> list[str]:
-        return python_module(
-            "gunicorn",
-            f"tests.reliability.testsite.{app}:application",
-            f"--bind=fd://{fd}",
-            *NO_CONTROL_SOCKET,
-            "--graceful-timeout=20",
-            "--log-level=info",
-            *options,
-        )
-
-    return argv
-
-
-def uvicorn(*options: str) -> Callable[[int], list[str]]:
-    def argv(fd: int) -> list[str]:
-        return python_module(
-            "uvicorn",
-            "tests.reliability.testsite.asgi:application",
-            f"--fd={fd}",
-            "--lifespan=on",
-            "--no-access-log",
-            *options,
-        )
-
-    return argv
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,11 @@
 """Settings of the reliability test site: the test suite's, with ``KAMELEOON`` from the environment.
 
 ``KAMELEOON_TEST_SETTINGS`` is a JSON object laid over the defaults below; it must at least give
-``DATA_API_URL``. Every record of the ``django_kameleoon`` logger goes to stderr, where the tests
-read what the library said (for instance how many events it could not deliver at exit).
+``DATA_API_URL``. ``KAMELEOON_TEST_DATABASE``, when set, is the path of a SQLite file to use
+instead of the suite's in-memory database (which each thread of a server would see empty).
+Every record of the ``django_kameleoon`` logger goes to stderr, where the tests read what the
+library said (for instance how many events it could not deliver at exit), and so does every
+request that failed with a 500.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ _DEFAULTS: dict[str, Any] = {
     "TIMEOUT": 2.0,
     "SHUTDOWN_TIMEOUT": 5.0,
 }
+if os.environ.get("KAMELEOON_TEST_DATABASE"):
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ["KAMELEOON_TEST_DATABASE"],
+        }
+    }
 KAMELEOON = {**_DEFAULTS, **json.loads(os.environ.get("KAMELEOON_TEST_SETTINGS", "{}"))}
 
 LOGGING = {
@@ -29,5 +39,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(process)d %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"django_kameleoon": {"handlers": ["stderr"], "level": "INFO"}},
+    "loggers": {
+        "django_kameleoon": {"handlers": ["stderr"], "level": "INFO"},
+        # A view that failed (a 500), with its traceback: Django's default says nothing unless
+        # DEBUG is on.
+        "django.request": {"handlers": ["stderr"], "level": "ERROR"},
+    },
 }
