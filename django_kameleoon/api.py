@@ -1,9 +1,9 @@
 """The public functions: resolve the visitor, build the event, hand it to the backend.
 
-Every call takes the same path: fields are normalised (``events.normalise_fields``), so a
-mistake raises in the view that made it rather than in the sender thread later; then the
-visitor is resolved (a request without consent queues nothing); then the event is queued.
-Nothing is queued for a call that raises.
+Every call takes the same path: fields are made ready to send (:func:`outgoing_fields`: URLs
+redacted, then ``events.normalise_fields``), so a mistake raises in the view that made it rather
+than in the sender thread later; then the visitor is resolved (a request without consent queues
+nothing); then the event is queued. Nothing is queued for a call that raises.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from django.http import HttpRequest
 
 from django_kameleoon import signals
 from django_kameleoon.backends import get_backend
-from django_kameleoon.events import Event, make_event, normalise_fields
+from django_kameleoon.conf import Settings, get_settings
+from django_kameleoon.events import URL_FIELDS, Event, normalise_fields, validate_visitor_code
 from django_kameleoon.visitor import (
     WrappedRequest,
     get_visitor_code,
@@ -25,7 +26,7 @@ from django_kameleoon.visitor import (
     request_state,
 )
 
-__all__ = ["flush", "get_visitor_code", "stats", "track", "track_conversion"]
+__all__ = ["flush", "get_visitor_code", "outgoing_fields", "stats", "track", "track_conversion"]
 
 logger = logging.getLogger("django_kameleoon")
 
@@ -100,16 +101,37 @@ def _queue(
     Returns the event (None without consent) and the request it came from (None for a code).
     """
     if isinstance(target, str):
-        event = make_event(target, event_type, fields)
+        code = validate_visitor_code(target)
+        event = Event(code, event_type, outgoing_fields(event_type, fields))
         request = None
     else:
         request = http_request(target)
-        values = normalise_fields(event_type, fields)
+        values = outgoing_fields(event_type, fields)
         if not has_consent(request):
             return None, request
         event = Event(request_state(request).visitor_code, event_type, values)
     get_backend().send((event,))
     return event, request
+
+
+def outgoing_fields(
+    event_type: str, fields: Mapping[str, Any], settings: Settings | None = None
+) -> dict[str, Any]:
+    """``fields`` as they will be sent: every URL among them redacted, then normalised.
+
+    The one place where the site's redaction rules (``Settings.url_redactor``) meet an event,
+    whoever made it: ``track()``, and the middleware's PAGE with what ``{% kameleoon_page %}``
+    set. URLs are redacted before ``normalise_fields`` clips them to the API's limit, so that a
+    secret cut in two by the limit cannot slip past a rule that needs the whole of it.
+    """
+    url_fields = URL_FIELDS.get(event_type) if isinstance(event_type, str) else None
+    if url_fields:
+        redact = (settings or get_settings()).url_redactor
+        fields = {
+            name: redact(value) if name in url_fields and isinstance(value, str) else value
+            for name, value in fields.items()
+        }
+    return normalise_fields(event_type, fields)
 
 
 def flush(timeout: float | None = None) -> bool:
