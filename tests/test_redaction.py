@@ -38,7 +38,7 @@ def redact(url: str, **settings: Any) -> str:
     return load_settings({"SITE_CODE": "x", **settings}).url_redactor(url)
 
 
-# -- query parameters, by name -----------------------------------------------------------------
+# -- query parameters and fragments ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -171,6 +171,13 @@ def test_an_empty_keep_list_drops_every_query() -> None:
             id="set-password",
         ),
         pytest.param(f"/reset/MQ/{TOKEN}/", f"/reset/{R}/{R}/", id="relative"),
+        pytest.param(f"//s.example/reset/MQ/{TOKEN}/", f"//s.example/reset/{R}/{R}/", id="//host"),
+        pytest.param(f"/a//reset/MQ/{TOKEN}/", f"/a//reset/{R}/{R}/", id="a//path"),
+        pytest.param(
+            f"https://u:p@s.example/reset/MQ/{TOKEN}/",
+            f"https://s.example/reset/{R}/{R}/",
+            id="userinfo",
+        ),
         pytest.param("https://s.example/reset/done/", "https://s.example/reset/done/", id="done"),
         pytest.param(
             "https://s.example/reset/my-post/a-b/",
