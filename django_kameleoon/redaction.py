@@ -162,7 +162,7 @@ def _hide(match: re.Match[str]) -> str:
     start, end = match.span()
     if start == end:
         return ""
-    groups = sorted(match.span(i) for i in range(1, (match.re.groups or 0) + 1))
+    groups = sorted(match.span(i) for i in range(1, match.re.groups + 1))
     spans = [(s, e) for s, e in groups if s < e]
     if not spans:
         return PLACEHOLDER
