@@ -6,10 +6,11 @@ Every call takes the same path, in two steps:
    the ``key``) before any setting is read, so a mistake raises ``TypeError``/``ValueError`` in
    the view that made it, rather than in the sender thread later, whatever the settings say;
 2. :func:`_event` and :func:`_send`: the visitor is resolved (a request without consent
-   queues nothing), the event made and queued. No configuration mistake is raised from this
-   step into a request: it is logged (``conf.report_misconfiguration``) and the function
-   returns None, because gunicorn, uvicorn and uWSGI run no system checks and a site with a
-   mistake in its settings must keep serving pages.
+   queues nothing), URLs are redacted (:func:`outgoing_fields`), the event made and queued.
+   No configuration mistake is raised from this step into a request: it is logged
+   (``conf.report_misconfiguration``) and the function returns None, because gunicorn,
+   uvicorn and uWSGI run no system checks and a site with a mistake in its settings must keep
+   serving pages.
 
 Nothing is queued for a call that raises. The ``a``-prefixed twins take the same arguments in
 async code: they ask a ``CONSENT`` callable (which may use the ORM) through ``sync_to_async``
@@ -34,8 +35,8 @@ from django.utils.crypto import salted_hmac
 from django_kameleoon import signals
 from django_kameleoon.backends import BaseBackend, get_backend
 from django_kameleoon.backends.base import Counters
-from django_kameleoon.conf import report_misconfiguration
-from django_kameleoon.events import Event, normalise_fields, validate_visitor_code
+from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
+from django_kameleoon.events import URL_FIELDS, Event, normalise_fields, validate_visitor_code
 from django_kameleoon.visitor import (
     WrappedRequest,
     call_site_code,
@@ -52,6 +53,7 @@ __all__ = [
     "atrack_conversion",
     "flush",
     "get_visitor_code",
+    "outgoing_fields",
     "stats",
     "track",
     "track_conversion",
@@ -77,7 +79,7 @@ def track(target: Target, event_type: str, **fields: Any) -> Event | None:
     configuration mistake (logged) keeps anything from being tracked.
     """
     visitor, values = _checked(target, event_type, fields)
-    event = _event(visitor, event_type, values)
+    event = _event(visitor, event_type, values, given=fields)
     return event if event is not None and _send(event) else None
 
 
@@ -85,7 +87,7 @@ async def atrack(target: Target, event_type: str, **fields: Any) -> Event | None
     """:func:`track` for async code: the same arguments, checks and result."""
     visitor, values = _checked(target, event_type, fields)
     await _settle_consent(visitor)
-    event = _event(visitor, event_type, values)
+    event = _event(visitor, event_type, values, given=fields)
     return event if event is not None and _send(event) else None
 
 
@@ -193,10 +195,22 @@ async def _settle_consent(visitor: Visitor) -> None:
 
 
 def _event(
-    visitor: Visitor, event_type: str, values: dict[str, Any], key: str | None = None
+    visitor: Visitor,
+    event_type: str,
+    values: dict[str, Any],
+    key: str | None = None,
+    *,
+    given: Mapping[str, Any] | None = None,
 ) -> Event | None:
-    """Step 2: the event for the visitor; None without consent or with a settings mistake."""
+    """Step 2: the event for the visitor; None without consent or with a settings mistake.
+
+    An event with URLs is made again from the ``given`` fields, redacted first: the checked
+    ``values`` are clipped to the API's limit, which could cut a secret in two before a rule
+    that needs the whole of it sees it.
+    """
     try:
+        if given is not None and event_type in URL_FIELDS:
+            values = outgoing_fields(event_type, given)
         if isinstance(visitor, str):
             code = visitor
         else:
@@ -280,6 +294,26 @@ def _notify_conversion(event: Event, visitor: Visitor) -> None:
                 type(response).__name__,
                 exc_info=response,
             )
+
+
+def outgoing_fields(
+    event_type: str, fields: Mapping[str, Any], settings: Settings | None = None
+) -> dict[str, Any]:
+    """``fields`` as they will be sent: every URL among them redacted, then normalised.
+
+    The one place where the site's redaction rules (``Settings.url_redactor``) meet an event,
+    whoever made it: ``track()``, and the middleware's PAGE with what ``{% kameleoon_page %}``
+    set. URLs are redacted before ``normalise_fields`` clips them to the API's limit, so that a
+    secret cut in two by the limit cannot slip past a rule that needs the whole of it.
+    """
+    url_fields = URL_FIELDS.get(event_type) if isinstance(event_type, str) else None
+    if url_fields:
+        redact = (settings or get_settings()).url_redactor
+        fields = {
+            name: redact(value) if name in url_fields and isinstance(value, str) else value
+            for name, value in fields.items()
+        }
+    return normalise_fields(event_type, fields)
 
 
 def flush(timeout: float | None = None) -> bool:

@@ -39,7 +39,7 @@ from django.utils.module_loading import import_string
 
 from django_kameleoon import __version__
 from django_kameleoon.events import MAX_BODY_BYTES
-from django_kameleoon.redaction import DEFAULT_REDACTED_WORDS
+from django_kameleoon.redaction import DEFAULT_REDACTED_PATHS, DEFAULT_REDACTED_WORDS, redact_url
 
 __all__ = [
     "DICT_CHECK_ID",
@@ -247,8 +247,11 @@ def _batch_bytes(value: Any) -> str | None:
 
 
 def _exclude_paths(value: Any) -> str | None:
-    if value is None:
-        return None
+    return None if value is None else _regex_list(value)
+
+
+def _regex_list(value: Any) -> str | None:
+    """Regexes that each compile, and compile together: they are searched as one alternation."""
     if not _is_list(value) or not all(isinstance(p, str) for p in value):
         return "must be a list of regular expressions (strings)"
     for pattern in value:
@@ -256,12 +259,26 @@ def _exclude_paths(value: Any) -> str | None:
             re.compile(pattern)
         except re.error as exc:
             return f"{pattern!r} is not a valid regular expression: {exc}"
+    try:
+        re.compile(_any_of(value))
+    except re.error as exc:
+        return f"cannot be searched as one regular expression: {exc} (rename repeated groups)"
     return None
+
+
+def _any_of(patterns: Iterable[str]) -> str:
+    """One regex that matches where any of ``patterns`` does: one search instead of N."""
+    return "|".join(f"(?:{pattern})" for pattern in patterns)
 
 
 def _word_list(value: Any) -> str | None:
     ok = _is_list(value) and all(isinstance(w, str) and w.isalnum() for w in value)
     return None if ok else "must be a list of words such as ['token', 'email']"
+
+
+def _optional_names(value: Any) -> str | None:
+    ok = value is None or (_is_list(value) and all(isinstance(n, str) and n for n in value))
+    return None if ok else "must be None or a list of query parameter names such as ['q', 'page']"
 
 
 def _optional_dotted_path(value: Any) -> str | None:
@@ -386,6 +403,12 @@ class Settings:
     REDACT_QUERY_PARAMS: tuple[str, ...] = setting(
         DEFAULT_REDACTED_WORDS, validate=_word_list, check_id="E030", convert=_as_tuple
     )
+    KEEP_QUERY_PARAMS: tuple[str, ...] | None = setting(
+        None, validate=_optional_names, check_id="E035", convert=_as_tuple
+    )
+    REDACT_PATHS: tuple[str, ...] = setting(
+        DEFAULT_REDACTED_PATHS, validate=_regex_list, check_id="E036", convert=_as_tuple
+    )
     COOKIE_REFRESH_INTERVAL: int | None = setting(
         24 * 60 * 60, validate=_optional_seconds, check_id="E045"
     )
@@ -417,6 +440,22 @@ class Settings:
         return frozenset(word.lower() for word in self.REDACT_QUERY_PARAMS)
 
     @cached_property
+    def url_redactor(self) -> Callable[[str], str]:
+        """``redaction.redact_url`` with this site's rules, for every URL an event carries.
+
+        ``KEEP_QUERY_PARAMS`` names are compared lower-case, as the query's decoded names are.
+        """
+        words = self.redacted_words
+        names = self.KEEP_QUERY_PARAMS
+        keep = None if names is None else frozenset(name.lower() for name in names)
+        paths = re.compile(_any_of(self.REDACT_PATHS)) if self.REDACT_PATHS else None
+
+        def redact(url: str) -> str:
+            return redact_url(url, words, keep=keep, paths=paths)
+
+        return redact
+
+    @cached_property
     def events_url(self) -> str:
         """The full endpoint, built once per settings object rather than per request."""
         return self.DATA_API_URL.rstrip("/") + ENDPOINT_PATH
@@ -425,7 +464,7 @@ class Settings:
     def exclude_paths_re(self) -> re.Pattern[str]:
         """``EXCLUDE_PATHS`` as one compiled alternation: one regex call per request, not N."""
         patterns = self.EXCLUDE_PATHS if self.EXCLUDE_PATHS is not None else _default_excludes()
-        return re.compile("|".join(f"(?:{p})" for p in patterns) or r"(?!)")
+        return re.compile(_any_of(patterns) or r"(?!)")
 
 
 def _default_excludes() -> tuple[str, ...]:

@@ -23,6 +23,7 @@ __all__ = [
     "EVENT_TYPES",
     "FIELDS",
     "MAX_BODY_BYTES",
+    "URL_FIELDS",
     "VISITOR_CODE_RE",
     "Event",
     "clip",
@@ -152,6 +153,11 @@ FIELDS: dict[str, dict[str, Field]] = {
         "latitude": _FLOAT,
         "longitude": _FLOAT,
     },
+}
+
+#: The fields that hold a URL, by event type: those ``redaction`` cleans before sending.
+URL_FIELDS: dict[str, frozenset[str]] = {
+    "PAGE": frozenset({"href", "canonicalHref", "referrerHref"}),
 }
 
 

@@ -23,11 +23,11 @@ from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import HttpRequest, HttpResponseBase
 
 from django_kameleoon import useragent
+from django_kameleoon.api import outgoing_fields
 from django_kameleoon.backends import get_backend
 from django_kameleoon.caching import make_private, shared_cacheable
 from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
 from django_kameleoon.events import FIELDS, Event, normalise_fields
-from django_kameleoon.redaction import redact_url
 from django_kameleoon.visitor import (
     RequestState,
     due_for_renewal,
@@ -286,29 +286,16 @@ def _user_agent_fields(info: useragent.UserAgentInfo) -> dict[str, Any]:
 def page_fields(request: HttpRequest, href: str, settings: Settings) -> dict[str, Any]:
     """PAGE fields: the absolute URL, the referrer, and what ``{% kameleoon_page %}`` set.
 
-    Query parameters that look like secrets (``REDACT_QUERY_PARAMS``) are dropped from both
-    URLs first: a password-reset token in a link must not end up in Kameleoon's reports.
+    ``api.outgoing_fields`` redacts every URL among them by the site's rules (``REDACT_*``,
+    ``KEEP_QUERY_PARAMS``): a password-reset token in a link must not end up in Kameleoon's
+    reports, whether it is in the page's URL, the referrer or a canonical URL the view set.
     """
-    words = settings.redacted_words
-    referrer = _header(request, "HTTP_REFERER")
     fields = {
-        "href": _redact(href, words),
-        "referrerHref": _redact(referrer, words) if referrer else None,
+        "href": href,
+        "referrerHref": _header(request, "HTTP_REFERER") or None,
         **request_state(request).page,
     }
-    return normalise_fields("PAGE", fields)
-
-
-def _redact(url: str, words: frozenset[str]) -> str:
-    """``redaction.redact_url``, or the URL without its query when that cannot be parsed.
-
-    A Referer is whatever the client sent; if its query cannot be re-encoded (a lone
-    surrogate, say), dropping the whole query is the choice that leaks nothing.
-    """
-    try:
-        return redact_url(url, words)
-    except (ValueError, UnicodeError):
-        return url.partition("?")[0]
+    return outgoing_fields("PAGE", fields, settings)
 
 
 @lru_cache(maxsize=1024)

@@ -94,6 +94,8 @@ BAD_VALUES: dict[str, tuple[Any, str]] = {
     "COOKIE_SAMESITE": ("lax", "E028"),
     "GOALS": ({"paid": 12}, "E029"),
     "REDACT_QUERY_PARAMS": (["api-key"], "E030"),
+    "KEEP_QUERY_PARAMS": ("q", "E035"),
+    "REDACT_PATHS": (["("], "E036"),
     "COOKIE_REFRESH_INTERVAL": (0, "E045"),
 }
 

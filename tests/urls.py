@@ -10,6 +10,7 @@ urlpatterns = [
     path("drf/checkout/", drf_views.Checkout.as_view()),
     path("page/", views.page),
     path("long-title/", views.long_title),
+    path("self-canonical/", views.self_canonical),
     path("plain/", views.plain),
     path("xhtml/", views.xhtml),
     path("streaming/", views.streaming),

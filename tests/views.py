@@ -36,6 +36,11 @@ def page(request: HttpRequest) -> HttpResponse:
     return render(request, "kameleoon_tests/page.html", context)
 
 
+def self_canonical(request: HttpRequest) -> HttpResponse:
+    """A page whose canonical URL is its own absolute URL, query and all, as many sites do."""
+    return render(request, "kameleoon_tests/page.html", {"canonical": request.build_absolute_uri()})
+
+
 def long_title(request: HttpRequest) -> HttpResponse:
     return render(request, "kameleoon_tests/page.html", {"title": LONG_TITLE})
 
