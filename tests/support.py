@@ -145,6 +145,100 @@ ANDROID_TABLET = (
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 BINGBOT = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
 
+#: What issue 11 found counted as visitors: programs, monitors, fetchers; none is a person.
+NOT_PEOPLE: dict[str, str] = {
+    "curl": "curl/8.5.0",
+    "wget": "Wget/1.21.4",
+    "python-requests": "python-requests/2.32.3",
+    "python-httpx": "python-httpx/0.27.0",
+    "aiohttp": "Python/3.11 aiohttp/3.9.5",
+    "go-http-client": "Go-http-client/1.1",
+    "okhttp": "okhttp/4.12.0",
+    "axios": "axios/1.7.2",
+    "node-fetch": "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
+    "apache-httpclient": "Apache-HttpClient/4.5.14 (Java/17.0.9)",
+    "postman": "PostmanRuntime/7.39.0",
+    "empty": "",
+    "blank": "   ",
+    "headless-chrome": (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "HeadlessChrome/131.0.0.0 Safari/537.36"
+    ),
+    "lighthouse": (
+        "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like "
+        "Gecko) Chrome/131.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse"
+    ),
+    "datadog-synthetics": (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36 DatadogSynthetics"
+    ),
+    "bytespider": (
+        "Mozilla/5.0 (Linux; Android 5.0) AppleWebKit/537.36 (KHTML, like Gecko) Mobile "
+        "Safari/537.36 (compatible; Bytespider; spider-feedback@bytedance.com)"
+    ),
+    "tiktokspider": (
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/125.0.0.0 Mobile Safari/537.36 (compatible; TikTokSpider; "
+        "ttspider-feedback@tiktok.com)"
+    ),
+    "googleother": "GoogleOther",
+    "mediapartners-google": "Mediapartners-Google",
+    "feedfetcher-google": "FeedFetcher-Google; (+http://www.google.com/feedfetcher.html)",
+    "claude-user": (
+        "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Claude-User/1.0; "
+        "+Claude-User@anthropic.com)"
+    ),
+    "perplexity-user": (
+        "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Perplexity-User/1.0; "
+        "+https://perplexity.ai/perplexity-user)"
+    ),
+    "facebookcatalog": "facebookcatalog/1.0",
+    "iframely": "Iframely/1.3.1 (+https://iframely.com/docs/about)",
+    "googlebot": GOOGLEBOT,
+}
+
+#: People: the browsers issue 11 names, as current versions send them.
+PEOPLE: dict[str, str] = {
+    "chrome": CHROME,
+    "safari": SAFARI_MAC,
+    "firefox": FIREFOX_LINUX,
+    "edge": (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86"
+    ),
+    "samsung-internet": (
+        "Mozilla/5.0 (Linux; Android 14; SM-S928B) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "SamsungBrowser/27.0 Chrome/125.0.0.0 Mobile Safari/537.36"
+    ),
+    "facebook-in-app": (
+        "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A.231005.007; wv) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Version/4.0 Chrome/131.0.6778.135 Mobile Safari/537.36 "
+        "[FB_IAB/FB4A;FBAV/494.0.0.52.70;]"
+    ),
+    "instagram-in-app": (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) Mobile/15E148 Instagram 357.0.0.25.101 (iPhone14,5; iOS 18_1; en_US; en; "
+        "scale=3.00; 1170x2532; 658645474)"
+    ),
+}
+
+#: Labelled User-Agents (tests/data/user_agents/README.md says where each file comes from).
+USER_AGENTS_DIR = ROOT / "tests" / "data" / "user_agents"
+
+
+def user_agent_corpus(name: str) -> dict[str, list[str]]:
+    """One corpus file as ``{category: [user agents]}``: ``## name`` lines start a category
+    (``"all"`` before any), other ``#`` lines are comments."""
+    corpus: dict[str, list[str]] = {}
+    category = "all"
+    for line in (USER_AGENTS_DIR / name).read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            category = line[3:].strip()
+        elif line and not line.startswith("#"):
+            corpus.setdefault(category, []).append(line)
+    return corpus
+
+
 # -- waiting ------------------------------------------------------------------------------------
 
 
