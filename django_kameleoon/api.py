@@ -2,7 +2,8 @@
 
 Every call takes the same path: fields are normalised (``events.normalise_fields``), so a
 mistake raises in the view that made it rather than in the sender thread later; then the
-visitor is resolved (a request without consent queues nothing); then the event is queued.
+visitor is resolved (a bot's request, or one without consent, queues nothing); then the event
+is queued.
 Nothing is queued for a call that raises.
 """
 
@@ -20,8 +21,8 @@ from django_kameleoon.events import Event, make_event, normalise_fields
 from django_kameleoon.visitor import (
     WrappedRequest,
     get_visitor_code,
-    has_consent,
     http_request,
+    is_tracked,
     request_state,
 )
 
@@ -36,7 +37,8 @@ def track(target: Target, event_type: str, **fields: Any) -> Event | None:
     """Queue one event of any of the API's ten types, with the API's own field names.
 
     ``target`` is the current ``HttpRequest`` (or DRF ``Request``) or a visitor code. Returns
-    the queued event, or None when the visitor has not consented to tracking.
+    the queued event, or None when the request is a bot's (unless ``TRACK_BOTS``) or the
+    visitor has not consented to tracking.
     """
     event, _ = _queue(target, event_type, fields)
     return event
@@ -55,7 +57,7 @@ def track_conversion(
     The event is queued first, by this call itself, so that no receiver (or a missing app
     config) can lose it; receivers are a notification, sent robustly: one that raises is
     logged by Django and fails neither the call nor the conversion. Returns the event, or None
-    when the visitor has not consented to tracking.
+    when the request is a bot's (unless ``TRACK_BOTS``) or the visitor has not consented.
     """
     if type(negative) is not bool:
         raise TypeError(f"negative must be True or False, not {type(negative).__name__}")
@@ -97,7 +99,8 @@ def _queue(
 ) -> tuple[Event | None, HttpRequest | None]:
     """Check, resolve the visitor, queue: the one path of every event the functions make.
 
-    Returns the event (None without consent) and the request it came from (None for a code).
+    Returns the event (None for a bot or without consent: ``visitor.is_tracked``) and the
+    request it came from (None for a code, which is recorded whatever sent it).
     """
     if isinstance(target, str):
         event = make_event(target, event_type, fields)
@@ -105,7 +108,7 @@ def _queue(
     else:
         request = http_request(target)
         values = normalise_fields(event_type, fields)
-        if not has_consent(request):
+        if not is_tracked(request):
             return None, request
         event = Event(request_state(request).visitor_code, event_type, values)
     get_backend().send((event,))

@@ -22,8 +22,7 @@ isbot's list wins on recall at no cost in false positives. It is vendored rather
 because the ``is-bot`` port matches it as one 206-branch alternation through the ``regex``
 package: 350 µs for every new browser User-Agent, more than ua-parser's whole parse, and a
 compiled dependency for a 4 kB list. :class:`BotMatcher` below matches the same list in a few µs.
-:data:`EXTRA_PATTERNS` adds the few programs isbot missed in our corpus; ``user_agents``'s own
-``is_bot`` (ua-parser's "Spider" device) is kept as a second opinion in ``useragent``.
+:data:`EXTRA_PATTERNS` adds the few programs isbot missed in our corpus.
 
 **How it stays fast.** One 206-way alternation tries every branch at every character of the
 header. :class:`BotMatcher` sorts the patterns instead: those anchored at the start are tried at
@@ -41,13 +40,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
 from importlib.resources import files
 from typing import Any, Final
 
 __all__ = [
     "EXTRA_PATTERNS",
     "ISBOT",
+    "NO_SITE_RULES",
     "BotMatcher",
+    "SiteRules",
     "is_bot",
     "python_syntax",
     "required_literal",
@@ -293,3 +296,40 @@ class BotMatcher:
 
 #: isbot's list and ours, built once at import (a few ms).
 is_bot: Final = BotMatcher([*ISBOT["patterns"], *EXTRA_PATTERNS])
+
+
+@dataclass(frozen=True)
+class SiteRules:
+    """A site's own word on bots: ``BOT_PATTERNS`` and ``NOT_BOT_PATTERNS`` (Python regexes,
+    searched case-insensitively in the header).
+
+    Frozen and compared by value, so ``useragent.parse`` can key its cache on it: a settings
+    change that edits the patterns gets fresh answers, an unrelated one keeps the cache.
+    """
+
+    bot_patterns: tuple[str, ...] = ()
+    """Extra regexes that mark a User-Agent as a bot, e.g. the site's own uptime monitor."""
+    not_bot_patterns: tuple[str, ...] = ()
+    """Exceptions that win over every other rule, e.g. a partner app's WebView."""
+
+    def decide(self, user_agent: str, listed: bool) -> bool:
+        """Whether ``user_agent`` is a bot, given what the lists said (``listed``)."""
+        if self._not_bots is not None and self._not_bots.search(user_agent):
+            return False
+        return listed or (self._bots is not None and self._bots.search(user_agent) is not None)
+
+    @cached_property
+    def _bots(self) -> re.Pattern[str] | None:
+        return _site_regex(self.bot_patterns)
+
+    @cached_property
+    def _not_bots(self) -> re.Pattern[str] | None:
+        return _site_regex(self.not_bot_patterns)
+
+
+def _site_regex(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE) if patterns else None
+
+
+#: No site rules: the lists alone decide.
+NO_SITE_RULES: Final = SiteRules()

@@ -29,6 +29,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from django_kameleoon import __version__
+from django_kameleoon.bots import SiteRules
 from django_kameleoon.events import MAX_BODY_BYTES
 from django_kameleoon.redaction import DEFAULT_REDACTED_WORDS
 
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 BODY_FORMATS = ("json", "query")
+VOCABULARIES = ("kameleoon", "names")
 SAMESITE_VALUES = ("Lax", "Strict", "None")
 SITE_CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 COOKIE_NAME_RE = re.compile(r"[A-Za-z0-9!#$&'*+.^_`|~-]+")
@@ -171,8 +173,14 @@ def _batch_bytes(value: Any) -> str | None:
 
 
 def _exclude_paths(value: Any) -> str | None:
-    if value is None:
-        return None
+    return None if value is None else _regex_list(value)
+
+
+def _vocabulary(value: Any) -> str | None:
+    return None if value in VOCABULARIES else f"{value!r} is not one of {VOCABULARIES}"
+
+
+def _regex_list(value: Any) -> str | None:
     if not _is_list(value) or not all(isinstance(p, str) for p in value):
         return "must be a list of regular expressions (strings)"
     for pattern in value:
@@ -291,6 +299,15 @@ class Settings:
     REDACT_QUERY_PARAMS: tuple[str, ...] = setting(
         DEFAULT_REDACTED_WORDS, validate=_word_list, check_id="E030", convert=_as_tuple
     )
+    STATICDATA_VOCABULARY: Literal["kameleoon", "names"] = setting(
+        "kameleoon", validate=_vocabulary, check_id="E050"
+    )
+    BOT_PATTERNS: tuple[str, ...] = setting(
+        (), validate=_regex_list, check_id="E051", convert=_as_tuple
+    )
+    NOT_BOT_PATTERNS: tuple[str, ...] = setting(
+        (), validate=_regex_list, check_id="E052", convert=_as_tuple
+    )
 
     @cached_property
     def consent_callable(self) -> Callable[[Any], Any] | None:
@@ -298,6 +315,11 @@ class Settings:
         from django.utils.module_loading import import_string
 
         return None if self.CONSENT is None else import_string(self.CONSENT)
+
+    @cached_property
+    def site_bots(self) -> SiteRules:
+        """``BOT_PATTERNS`` and ``NOT_BOT_PATTERNS``, as ``useragent.parse`` takes them."""
+        return SiteRules(self.BOT_PATTERNS, self.NOT_BOT_PATTERNS)
 
     @cached_property
     def redacted_words(self) -> frozenset[str]:

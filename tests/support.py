@@ -530,7 +530,7 @@ def assert_each_view_arrived_once(data_api: DataApiServer, views: list[View]) ->
         assert received == codes, f"{event_type} events do not match the page views one to one"
     assert data_api.duplicates == []
     static = next(e for e in events if e["eventType"] == "STATICDATA")
-    assert (static["browser"], static["localeLanguageTag"]) == ("Chrome", "fr-CH")
+    assert (static["browserIndex"], static["localeLanguageTag"]) == (0, "fr-CH")
     for page in (e for e in events if e["eventType"] == "PAGE"):
         assert page["referrerHref"] == "https://mail.example/reset?lang=fr"
         assert "s3cret" not in page["href"] and "a%40b.c" not in page["href"], page["href"]

@@ -88,6 +88,9 @@ BAD_VALUES: dict[str, tuple[Any, str]] = {
     "COOKIE_SAMESITE": ("lax", "E028"),
     "GOALS": ({"paid": 12}, "E029"),
     "REDACT_QUERY_PARAMS": (["api-key"], "E030"),
+    "STATICDATA_VOCABULARY": ("sdk", "E050"),
+    "BOT_PATTERNS": (["(unclosed"], "E051"),
+    "NOT_BOT_PATTERNS": ("PartnerApp/", "E052"),
 }
 
 
