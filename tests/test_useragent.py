@@ -373,6 +373,15 @@ def test_known_limit_desktop_mode_is_desktop(ua: str) -> None:
 
 # -- browserVersion -------------------------------------------------------------------------------
 
+EDGE_IOS = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+    "like Gecko) Version/18.0 EdgiOS/131.2903.68 Mobile/15E148 Safari/605.1.15"
+)
+EDGE_LEGACY = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/70.0.3538.102 Safari/537.36 Edge/18.19045"
+)
+
 
 @pytest.mark.parametrize(
     ("ua", "version"),
@@ -381,19 +390,9 @@ def test_known_limit_desktop_mode_is_desktop(ua: str) -> None:
         pytest.param(
             "Mozilla/5.0 (X11; Linux x86_64; rv:5.05) Gecko/20100101 Firefox/5.05", 5.05, id="5.05"
         ),
-        pytest.param(
-            "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
-            "like Gecko) Version/18.0 EdgiOS/131.2903.68 Mobile/15E148 Safari/605.1.15",
-            131.0,
-            id="edgios-build-is-not-a-minor",
-        ),
+        pytest.param(EDGE_IOS, 131.0, id="edgios-build-is-not-a-minor"),
         pytest.param(EDGE_WINDOWS, 120.0, id="edge-120.0.2210.91"),
-        pytest.param(
-            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-            "Chrome/70.0.3538.102 Safari/537.36 Edge/18.19045",
-            18.0,
-            id="edge-legacy-18.19045",
-        ),
+        pytest.param(EDGE_LEGACY, 18.0, id="edge-legacy-18.19045"),
         pytest.param(SAFARI_MAC, 16.3, id="safari-16.3"),
         pytest.param(CHROME, 120.0, id="chrome-120.0.0.0"),
         pytest.param("Mozilla/5.0 \ud800 Chrome/1.2", 1.2, id="surrogate"),
