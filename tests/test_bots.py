@@ -95,6 +95,22 @@ def every_corpus_user_agent() -> list[str]:
     return [ua for name in CORPUS_FILES for uas in user_agent_corpus(name).values() for ua in uas]
 
 
+def test_a_new_user_agent_gets_the_bot_decision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once per new header, inside the cached parse: what ``make bench`` times includes it."""
+    asked: list[str] = []
+    real = bots.is_bot
+
+    def counting(ua: str) -> bool:
+        asked.append(ua)
+        return real(ua)
+
+    monkeypatch.setattr(useragent.bots, "is_bot", counting)
+    ua = PEOPLE["chrome"].replace("120.0.0.0", "120.0.4242.1")  # not parsed by another test
+    useragent.parse(ua)
+    useragent.parse(ua)
+    assert asked == [ua]
+
+
 # -- the matcher ----------------------------------------------------------------------------------
 
 
