@@ -508,5 +508,9 @@ def test_site_patterns_add_bots_and_exceptions() -> None:
     assert parse(monitor, SiteRules(("acmewatch/",), (r"\bPartnerApp/",))) is parse(monitor, site)
 
 
+def test_a_site_pattern_may_carry_a_global_flag() -> None:
+    assert parse("Mozilla/5.0 AcmeWatch/2", SiteRules(bot_patterns=("x", "(?s)acmewatch"))).is_bot
+
+
 def test_an_exception_wins_over_an_empty_header() -> None:
     assert not parse("", SiteRules(not_bot_patterns=("^$",))).is_bot
