@@ -5,7 +5,7 @@ DJANGO ?= Django>=4.2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint format bench demo serve ci clean
+.PHONY: test lint format bench demo serve ci clean isbot
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Vendor isbot's bot pattern list (npm and node needed): `make isbot` or `make isbot ISBOT=5.2.3`.
+ISBOT ?= latest
+isbot:
+	$(PYTHON) tools/update_isbot.py $(ISBOT)
 
 ci:
 	bash .ci/run

@@ -470,7 +470,11 @@ def new_user_agent(*, per_round: int = 2000, rounds: int = 5) -> Figure:
         limit=0.1,
         goal="ours <= 0.1x user-agents",
         rounds=_rounds(series, 1e6),
-        notes=[f"{per_round:,} never-seen User-Agents a round, each parsed once by each side"],
+        notes=[
+            f"{per_round:,} never-seen User-Agents a round, each parsed once by each side",
+            "ours includes the bot decision: bots.is_bot runs inside useragent.parse for every "
+            "new header (tests/test_bots.py::test_a_new_user_agent_gets_the_bot_decision)",
+        ],
     )
 
 

@@ -5,8 +5,9 @@ Every call takes the same path, in two steps:
 1. :func:`_checked`: the arguments are checked (``events.normalise_fields``, the visitor code,
    the ``key``) before any setting is read, so a mistake raises ``TypeError``/``ValueError`` in
    the view that made it, rather than in the sender thread later, whatever the settings say;
-2. :func:`_event` and :func:`_send`: the visitor is resolved (a request without consent
-   queues nothing), URLs are redacted (:func:`outgoing_fields`), the event made and queued.
+2. :func:`_event` and :func:`_send`: the visitor is resolved (a bot's request, or one
+   without consent, queues nothing: ``visitor.is_tracked``), URLs are redacted
+   (:func:`outgoing_fields`), the event made and queued.
    No configuration mistake is raised from this step into a request: it is logged
    (``conf.report_misconfiguration``) and the function returns None, because gunicorn,
    uvicorn and uWSGI run no system checks and a site with a mistake in its settings must keep
@@ -44,6 +45,7 @@ from django_kameleoon.visitor import (
     get_visitor_code,
     has_consent,
     http_request,
+    is_tracked,
     orm_refused_here,
     use_visitor,
 )
@@ -75,8 +77,9 @@ def track(target: Target, event_type: str, **fields: Any) -> Event | None:
     """Queue one event of any of the API's ten types, with the API's own field names.
 
     ``target`` is the current ``HttpRequest`` (or DRF ``Request``) or a visitor code. Returns
-    the queued event; None when the visitor has not consented to tracking, or when a
-    configuration mistake (logged) keeps anything from being tracked.
+    the queued event; None when the request is a bot's (unless ``TRACK_BOTS``), when the
+    visitor has not consented to tracking, or when a configuration mistake (logged) keeps
+    anything from being tracked.
     """
     visitor, values = _checked(target, event_type, fields)
     event = _event(visitor, event_type, values, given=fields)
@@ -106,7 +109,8 @@ def track_conversion(
     The event is queued first, by this call itself, so that no receiver (or a missing app
     config) can lose it; receivers are a notification, sent robustly: one that raises is
     logged and fails neither the call nor the conversion. Returns the event; None when the
-    visitor has not consented to tracking, or a configuration mistake (logged) prevents it.
+    request is a bot's (unless ``TRACK_BOTS``), the visitor has not consented to tracking, or a
+    configuration mistake (logged) prevents it.
 
     ``key`` (an order's primary key, say) makes the conversion idempotent: its nonce is
     derived from the visitor, the goal, ``negative`` and the key, so a reloaded page or a
@@ -216,7 +220,7 @@ def _event(
         else:
             # Used before consent is asked: the response is this visitor's either way.
             state = use_visitor(visitor)
-            if not has_consent(visitor):
+            if not is_tracked(visitor):
                 return None
             code = state.visitor_code
         nonce = None if key is None else _keyed_nonce(code, values, key)

@@ -38,6 +38,7 @@ from django.dispatch import Signal, receiver
 from django.utils.module_loading import import_string
 
 from django_kameleoon import __version__
+from django_kameleoon.bots import SiteRules
 from django_kameleoon.events import MAX_BODY_BYTES
 from django_kameleoon.redaction import DEFAULT_REDACTED_PATHS, DEFAULT_REDACTED_WORDS, redact_url
 
@@ -60,6 +61,7 @@ __all__ = [
 logger = logging.getLogger("django_kameleoon")
 
 BODY_FORMATS = ("json", "query")
+VOCABULARIES = ("kameleoon", "names")
 SAMESITE_VALUES = ("Lax", "Strict", "None")
 SITE_CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: The Data API's endpoint, below ``DATA_API_URL``.
@@ -247,11 +249,15 @@ def _batch_bytes(value: Any) -> str | None:
 
 
 def _exclude_paths(value: Any) -> str | None:
-    return None if value is None else _regex_list(value)
+    return None if value is None else _searchable_regex_list(value)
+
+
+def _vocabulary(value: Any) -> str | None:
+    return None if value in VOCABULARIES else f"{value!r} is not one of {VOCABULARIES}"
 
 
 def _regex_list(value: Any) -> str | None:
-    """Regexes that each compile, and compile together: they are searched as one alternation."""
+    """Regexes that each compile: they are tried one by one, so each may carry global flags."""
     if not _is_list(value) or not all(isinstance(p, str) for p in value):
         return "must be a list of regular expressions (strings)"
     for pattern in value:
@@ -259,6 +265,14 @@ def _regex_list(value: Any) -> str | None:
             re.compile(pattern)
         except re.error as exc:
             return f"{pattern!r} is not a valid regular expression: {exc}"
+    return None
+
+
+def _searchable_regex_list(value: Any) -> str | None:
+    """Regexes that each compile, and compile together: they are searched as one alternation."""
+    problem = _regex_list(value)
+    if problem is not None:
+        return problem
     try:
         re.compile(_any_of(value))
     except re.error as exc:
@@ -407,10 +421,19 @@ class Settings:
         None, validate=_optional_names, check_id="E035", convert=_as_tuple
     )
     REDACT_PATHS: tuple[str, ...] = setting(
-        DEFAULT_REDACTED_PATHS, validate=_regex_list, check_id="E036", convert=_as_tuple
+        DEFAULT_REDACTED_PATHS, validate=_searchable_regex_list, check_id="E036", convert=_as_tuple
     )
     COOKIE_REFRESH_INTERVAL: int | None = setting(
         24 * 60 * 60, validate=_optional_seconds, check_id="E045"
+    )
+    STATICDATA_VOCABULARY: Literal["kameleoon", "names"] = setting(
+        "kameleoon", validate=_vocabulary, check_id="E050"
+    )
+    BOT_PATTERNS: tuple[str, ...] = setting(
+        (), validate=_regex_list, check_id="E051", convert=_as_tuple
+    )
+    NOT_BOT_PATTERNS: tuple[str, ...] = setting(
+        (), validate=_regex_list, check_id="E052", convert=_as_tuple
     )
 
     @cached_property
@@ -433,6 +456,11 @@ class Settings:
 
             return unresolved
         return found
+
+    @cached_property
+    def site_bots(self) -> SiteRules:
+        """``BOT_PATTERNS`` and ``NOT_BOT_PATTERNS``, as ``useragent.parse`` takes them."""
+        return SiteRules(self.BOT_PATTERNS, self.NOT_BOT_PATTERNS)
 
     @cached_property
     def redacted_words(self) -> frozenset[str]:

@@ -32,8 +32,11 @@ from django_kameleoon.visitor import (
     RequestState,
     due_for_renewal,
     has_consent,
+    is_person,
+    request_header,
     request_state,
     set_visitor_cookie,
+    user_agent,
 )
 
 __all__ = [
@@ -126,7 +129,11 @@ def consent_needs_a_thread(request: HttpRequest, response: HttpResponseBase, use
 
 
 def resolve_consent(request: HttpRequest, response: HttpResponseBase) -> bool:
-    """Ask for (and cache) this visitor's consent; run in a thread by the async path."""
+    """Ask for (and cache) this visitor's consent; run in a thread by the async path.
+
+    Asked for a bot too when its code was used: the cookie step needs the answer, and must not
+    call the callable inside the event loop.
+    """
     return has_consent(request)
 
 
@@ -196,7 +203,7 @@ def is_page_view(
     # search(), not match(): patterns mean what they say; the defaults are anchored with ^.
     if settings.exclude_paths_re.search(request.path_info):
         return False
-    if not settings.TRACK_BOTS and useragent.parse(_header(request, "HTTP_USER_AGENT")).is_bot:
+    if not is_person(request):
         return False
     return not consent or has_consent(request)
 
@@ -228,10 +235,10 @@ def asks_for_a_page(request: HttpRequest) -> bool:
     send it (all current ones); older ones say they accept HTML, which no image, script,
     stylesheet or ``fetch()`` request does by default.
     """
-    destination = _header(request, "HTTP_SEC_FETCH_DEST")
+    destination = request_header(request, "HTTP_SEC_FETCH_DEST")
     if destination:
         return destination.lower() in PAGE_DESTINATIONS
-    accept = _header(request, "HTTP_ACCEPT").lower()
+    accept = request_header(request, "HTTP_ACCEPT").lower()
     return any(content_type in accept for content_type in HTML_CONTENT_TYPES)
 
 
@@ -259,27 +266,34 @@ def send_page_view(request: HttpRequest, settings: Settings) -> bool:
 
 def static_data(request: HttpRequest) -> dict[str, Any]:
     """STATICDATA fields from the User-Agent and Accept-Language headers; unknowns left out."""
-    fields = dict(_user_agent_fields(useragent.parse(_header(request, "HTTP_USER_AGENT"))))
-    language = locale_language_tag(_header(request, "HTTP_ACCEPT_LANGUAGE"))
+    vocabulary = get_settings().STATICDATA_VOCABULARY
+    fields = dict(_user_agent_fields(user_agent(request), vocabulary))
+    language = locale_language_tag(request_header(request, "HTTP_ACCEPT_LANGUAGE"))
     if language:
         fields["localeLanguageTag"] = language
     return fields
 
 
 @lru_cache(maxsize=useragent.CACHE_SIZE)
-def _user_agent_fields(info: useragent.UserAgentInfo) -> dict[str, Any]:
+def _user_agent_fields(info: useragent.UserAgentInfo, vocabulary: str) -> dict[str, Any]:
     """The STATICDATA fields of one parsed User-Agent, made once (do not mutate).
 
+    ``"kameleoon"``: ``browserIndex``, ``os`` and ``osIndex`` as Kameleoon's official SDK sends
+    them (an OS outside its six is left out); ``"names"``: ua-parser's free-text families.
     Keyed on the parse result, not the header: ``useragent.parse`` keys its own cache on the
     clipped header, so a flood of huge distinct headers cannot grow either cache past its
     bound in entries and bytes.
     """
-    fields = {
-        "browser": info.browser,
-        "browserVersion": info.browser_version,
-        "os": info.os,
-        "deviceType": info.device_type,
-    }
+    fields: dict[str, Any] = {"browserVersion": info.browser_version}
+    if vocabulary == "kameleoon":
+        fields["browserIndex"] = useragent.BROWSER_INDEX[info.kameleoon_browser]
+        if info.kameleoon_os is not None:
+            fields["os"] = info.kameleoon_os
+            fields["osIndex"] = useragent.OS_INDEX[info.kameleoon_os]
+    else:
+        fields["browser"] = info.browser
+        fields["os"] = info.os
+    fields["deviceType"] = info.device_type
     return normalise_fields("STATICDATA", fields)
 
 
@@ -292,7 +306,7 @@ def page_fields(request: HttpRequest, href: str, settings: Settings) -> dict[str
     """
     fields = {
         "href": href,
-        "referrerHref": _header(request, "HTTP_REFERER") or None,
+        "referrerHref": request_header(request, "HTTP_REFERER") or None,
         **request_state(request).page,
     }
     return outgoing_fields("PAGE", fields, settings)
@@ -309,9 +323,3 @@ def locale_language_tag(accept_language: str) -> str | None:
     if len(tag) > _LANGUAGE_TAG_LIMIT or not LANGUAGE_TAG_RE.fullmatch(tag):
         return None
     return tag
-
-
-def _header(request: HttpRequest, key: str) -> str:
-    """A request header as text; some servers and test clients can leave other types."""
-    value = request.META.get(key, "")
-    return value if isinstance(value, str) else ""

@@ -27,6 +27,7 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.http import http_date
 
+from django_kameleoon import useragent
 from django_kameleoon.caching import keep_out_of_django_cache
 from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
 from django_kameleoon.events import VISITOR_CODE_RE
@@ -40,12 +41,16 @@ __all__ = [
     "get_visitor_code",
     "has_consent",
     "http_request",
+    "is_person",
+    "is_tracked",
     "new_visitor_code",
     "orm_refused_here",
     "renewed_cookie_name",
+    "request_header",
     "request_state",
     "set_visitor_cookie",
     "use_visitor",
+    "user_agent",
 ]
 
 logger = logging.getLogger("django_kameleoon")
@@ -144,6 +149,33 @@ def get_visitor_code(request: HttpRequest | WrappedRequest) -> str:
     code (render it, choose a variation by it) must not be served to anyone else.
     """
     return use_visitor(http_request(request)).visitor_code
+
+
+def request_header(request: HttpRequest, key: str) -> str:
+    """A request header as text; some servers and test clients can leave other types."""
+    value = request.META.get(key, "")
+    return value if isinstance(value, str) else ""
+
+
+def user_agent(request: HttpRequest) -> useragent.UserAgentInfo:
+    """The request's User-Agent, parsed (cached per header), with the site's bot patterns."""
+    return useragent.parse(request_header(request, "HTTP_USER_AGENT"), get_settings().site_bots)
+
+
+def is_person(request: HttpRequest) -> bool:
+    """False for a bot, a script or a monitor (an empty User-Agent too), unless ``TRACK_BOTS``."""
+    return get_settings().TRACK_BOTS or not user_agent(request).is_bot
+
+
+def is_tracked(request: HttpRequest) -> bool:
+    """Whether events may be recorded for this request: a person who consented.
+
+    The one check of every event made for a request: the middleware's page views, and
+    ``track()``/``track_conversion()`` (so the template tags and ``GOALS`` too). A crawler
+    that opens a thank-you page, or a script that posts to a view recording a conversion,
+    records nothing. The bot check comes first: it is cached, a ``CONSENT`` callable may not be.
+    """
+    return is_person(request) and has_consent(request)
 
 
 def has_consent(request: HttpRequest) -> bool:

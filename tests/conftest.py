@@ -13,12 +13,27 @@ import pytest
 # Before the import below: failed asserts in the shared helpers explain themselves too.
 pytest.register_assert_rewrite("tests.support")
 
+from django.test import Client, RequestFactory  # noqa: E402
+
 import django_kameleoon  # noqa: E402
 from django_kameleoon import signals  # noqa: E402
 from django_kameleoon.backends import reset_backend  # noqa: E402
 from django_kameleoon.signals import events_dropped  # noqa: E402
 from django_kameleoon.testing import DataApiServer  # noqa: E402
-from tests.support import SITE_CODE, Configure  # noqa: E402
+from tests.support import CHROME, SITE_CODE, Configure  # noqa: E402
+
+# Django's test clients and request factories send no User-Agent, and a request without one is
+# a program, not a visitor (issue 11). The suite's are a desktop Chrome unless a test says not.
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client(HTTP_USER_AGENT=CHROME)
+
+
+@pytest.fixture
+def rf() -> RequestFactory:
+    return RequestFactory(HTTP_USER_AGENT=CHROME)
 
 
 @pytest.fixture

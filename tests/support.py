@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 import requests
 from asgiref.sync import async_to_sync
-from django.test import AsyncClient
+from django.test import AsyncClient, Client, RequestFactory
 from gunicorn import version_info as GUNICORN_VERSION
 
 import django_kameleoon
@@ -148,6 +148,100 @@ ANDROID_TABLET = (
 GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 BINGBOT = "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)"
 
+#: What issue 11 found counted as visitors: programs, monitors, fetchers; none is a person.
+NOT_PEOPLE: dict[str, str] = {
+    "curl": "curl/8.5.0",
+    "wget": "Wget/1.21.4",
+    "python-requests": "python-requests/2.32.3",
+    "python-httpx": "python-httpx/0.27.0",
+    "aiohttp": "Python/3.11 aiohttp/3.9.5",
+    "go-http-client": "Go-http-client/1.1",
+    "okhttp": "okhttp/4.12.0",
+    "axios": "axios/1.7.2",
+    "node-fetch": "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
+    "apache-httpclient": "Apache-HttpClient/4.5.14 (Java/17.0.9)",
+    "postman": "PostmanRuntime/7.39.0",
+    "empty": "",
+    "blank": "   ",
+    "headless-chrome": (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "HeadlessChrome/131.0.0.0 Safari/537.36"
+    ),
+    "lighthouse": (
+        "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like "
+        "Gecko) Chrome/131.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse"
+    ),
+    "datadog-synthetics": (
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36 DatadogSynthetics"
+    ),
+    "bytespider": (
+        "Mozilla/5.0 (Linux; Android 5.0) AppleWebKit/537.36 (KHTML, like Gecko) Mobile "
+        "Safari/537.36 (compatible; Bytespider; spider-feedback@bytedance.com)"
+    ),
+    "tiktokspider": (
+        "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/125.0.0.0 Mobile Safari/537.36 (compatible; TikTokSpider; "
+        "ttspider-feedback@tiktok.com)"
+    ),
+    "googleother": "GoogleOther",
+    "mediapartners-google": "Mediapartners-Google",
+    "feedfetcher-google": "FeedFetcher-Google; (+http://www.google.com/feedfetcher.html)",
+    "claude-user": (
+        "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Claude-User/1.0; "
+        "+Claude-User@anthropic.com)"
+    ),
+    "perplexity-user": (
+        "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; Perplexity-User/1.0; "
+        "+https://perplexity.ai/perplexity-user)"
+    ),
+    "facebookcatalog": "facebookcatalog/1.0",
+    "iframely": "Iframely/1.3.1 (+https://iframely.com/docs/about)",
+    "googlebot": GOOGLEBOT,
+}
+
+#: People: the browsers issue 11 names, as current versions send them.
+PEOPLE: dict[str, str] = {
+    "chrome": CHROME,
+    "safari": SAFARI_MAC,
+    "firefox": FIREFOX_LINUX,
+    "edge": (
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/131.0.0.0 Safari/537.36 Edg/131.0.2903.86"
+    ),
+    "samsung-internet": (
+        "Mozilla/5.0 (Linux; Android 14; SM-S928B) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "SamsungBrowser/27.0 Chrome/125.0.0.0 Mobile Safari/537.36"
+    ),
+    "facebook-in-app": (
+        "Mozilla/5.0 (Linux; Android 14; SM-S918B Build/UP1A.231005.007; wv) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Version/4.0 Chrome/131.0.6778.135 Mobile Safari/537.36 "
+        "[FB_IAB/FB4A;FBAV/494.0.0.52.70;]"
+    ),
+    "instagram-in-app": (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+        "like Gecko) Mobile/15E148 Instagram 357.0.0.25.101 (iPhone14,5; iOS 18_1; en_US; en; "
+        "scale=3.00; 1170x2532; 658645474)"
+    ),
+}
+
+#: Labelled User-Agents (tests/data/user_agents/README.md says where each file comes from).
+USER_AGENTS_DIR = ROOT / "tests" / "data" / "user_agents"
+
+
+def user_agent_corpus(name: str) -> dict[str, list[str]]:
+    """One corpus file as ``{category: [user agents]}``: ``## name`` lines start a category
+    (``"all"`` before any), other ``#`` lines are comments."""
+    corpus: dict[str, list[str]] = {}
+    category = "all"
+    for line in (USER_AGENTS_DIR / name).read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            category = line[3:].strip()
+        elif line and not line.startswith("#"):
+            corpus.setdefault(category, []).append(line)
+    return corpus
+
+
 # -- waiting ------------------------------------------------------------------------------------
 
 
@@ -174,11 +268,32 @@ def asgi(client: AsyncClient, method: str, path: str, **kwargs: Any) -> Any:
     Wrapped in a coroutine function: under Django 4.2 the client's methods are plain functions
     returning coroutines, which ``async_to_sync`` warns about.
     """
+    # A desktop Chrome unless the test says otherwise: the client itself sends no User-Agent.
+    kwargs["headers"] = {"user-agent": CHROME, **kwargs.get("headers", {})}
 
     async def request() -> Any:
         return await getattr(client, method)(path, **kwargs)
 
     return async_to_sync(request)()
+
+
+def browser(**defaults: Any) -> Client:
+    """A test client that sends a desktop Chrome's User-Agent.
+
+    Django's own test clients send none, and a request without a User-Agent is a program's:
+    it records nothing (see README, "Bots and programs").
+    """
+    return Client(HTTP_USER_AGENT=CHROME, **defaults)
+
+
+def async_browser(**defaults: Any) -> AsyncClient:
+    """:func:`browser` for ASGI: an ``AsyncClient`` that sends a desktop Chrome's User-Agent."""
+    return AsyncClient(HTTP_USER_AGENT=CHROME, **defaults)
+
+
+def browser_requests() -> RequestFactory:
+    """A ``RequestFactory`` whose requests carry a desktop Chrome's User-Agent."""
+    return RequestFactory(HTTP_USER_AGENT=CHROME)
 
 
 # -- processes ------------------------------------------------------------------------------------
@@ -503,7 +618,7 @@ def assert_each_view_arrived_once(data_api: DataApiServer, views: list[View]) ->
         assert received == codes, f"{event_type} events do not match the page views one to one"
     assert data_api.duplicates == []
     static = next(e for e in events if e["eventType"] == "STATICDATA")
-    assert (static["browser"], static["localeLanguageTag"]) == ("Chrome", "fr-CH")
+    assert (static["browserIndex"], static["localeLanguageTag"]) == (0, "fr-CH")
     for page in (e for e in events if e["eventType"] == "PAGE"):
         assert page["referrerHref"] == "https://mail.example/reset?lang=fr"
         assert "s3cret" not in page["href"] and "a%40b.c" not in page["href"], page["href"]

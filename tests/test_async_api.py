@@ -16,12 +16,19 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
-from django.test import AsyncClient, Client, RequestFactory
 
 import django_kameleoon
 from django_kameleoon import signals
 from django_kameleoon.testing import DataApiServer
-from tests.support import COOKIE, Configure, asgi, delivered
+from tests.support import (
+    COOKIE,
+    Configure,
+    asgi,
+    async_browser,
+    browser,
+    browser_requests,
+    delivered,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,13 +46,13 @@ def cookies(account: str) -> dict[str, str]:
 
 
 def through_asgi(path: str, account: str) -> Any:
-    client = AsyncClient()
+    client = async_browser()
     client.cookies.load(cookies(account))
     return asgi(client, "post", path)
 
 
 def through_wsgi(path: str, account: str) -> Any:
-    client = Client()
+    client = browser()
     client.cookies.load(cookies(account))
     return client.post(path)
 
@@ -68,7 +75,7 @@ def test_an_async_view_with_a_database_consent(
 
 @pytest.mark.usefixtures("consent_in_the_database")
 def test_the_async_twins_take_a_request_or_a_code(data_api: DataApiServer) -> None:
-    request = RequestFactory().post("/checkout/")
+    request = browser_requests().post("/checkout/")
     request.COOKIES.update(cookies("alice"))
     converted = async_to_sync(django_kameleoon.atrack_conversion)
     tracked = async_to_sync(django_kameleoon.atrack)

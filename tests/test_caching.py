@@ -19,7 +19,7 @@ from django.test import Client, override_settings
 
 from django_kameleoon import caching
 from django_kameleoon.testing import DataApiServer
-from tests.support import COOKIE, Configure, delivered
+from tests.support import COOKIE, Configure, browser, delivered
 from tests.views import ETAG, LAST_MODIFIED
 
 #: One page, served by Django's whole-site cache and by a view under ``cache_page``.
@@ -70,7 +70,7 @@ def cache_control(response: HttpResponse) -> set[str]:
 
 
 def returning(code: str) -> Client:
-    client = Client()
+    client = browser()
     client.cookies[COOKIE] = code
     return client
 
@@ -87,7 +87,7 @@ def of_type(events: list[dict[str, Any]], event_type: str) -> list[dict[str, Any
 def test_each_visitor_gets_the_page_with_its_own_visitor_code(
     data_api: DataApiServer, path: str
 ) -> None:
-    first, second = Client().get(path), Client().get(path)
+    first, second = browser().get(path), browser().get(path)
     code_1, code_2 = code_of(first), code_of(second)
     assert code_1 != code_2
     assert f'<p id="visitor">{code_2}</p>' in second.content.decode(), "another visitor's code"
@@ -102,14 +102,14 @@ def test_each_visitor_gets_the_page_with_its_own_visitor_code(
 def test_a_conversion_in_a_template_is_recorded_for_every_visitor(
     data_api: DataApiServer, path: str
 ) -> None:
-    codes = [code_of(Client().get(path)) for _ in range(3)]
+    codes = [code_of(browser().get(path)) for _ in range(3)]
     conversions = of_type(delivered(data_api), "CONVERSION")
     assert sorted(c["visitorCode"] for c in conversions) == sorted(codes)
     assert {c["goalId"] for c in conversions} == {7}
 
 
 def test_a_view_that_reads_the_visitor_code_is_not_cached(data_api: DataApiServer) -> None:
-    first, second = Client().get("/cached/code.json"), Client().get("/cached/code.json")
+    first, second = browser().get("/cached/code.json"), browser().get("/cached/code.json")
     assert first.json()["visitor"] == code_of(first)
     assert second.json()["visitor"] == code_of(second) != code_of(first)
     assert "private" in cache_control(second)
@@ -125,7 +125,7 @@ def test_a_cached_page_is_tracked_and_never_carries_a_visitor_cookie(
 ) -> None:
     """A new visitor's cookie is set on top of the cached page, in a private response; the
     copy in the cache, which a returning visitor gets, has no cookie and stays cacheable."""
-    first, second = Client().get(path), Client().get(path)
+    first, second = browser().get(path), browser().get(path)
     again = returning("returning-1").get(path)
     assert first.content == second.content == again.content, "served from the cache"
     assert code_of(first) != code_of(second)
@@ -159,7 +159,7 @@ def test_a_public_response_that_sets_a_cookie_is_made_private_and_said_so(
     visitor's cookie is made private instead, and the site is told once per path."""
     monkeypatch.setattr(caching, "_warned_paths", set())  # whatever other tests warned about
     with caplog.at_level(logging.WARNING, logger="django_kameleoon"):
-        first, second = Client().get("/public/"), Client().get("/public/")
+        first, second = browser().get("/public/"), browser().get("/public/")
         again = returning("returning-1").get("/public/")
     for new_visitor in (first, second):
         assert code_of(new_visitor)

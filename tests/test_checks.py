@@ -97,6 +97,9 @@ BAD_VALUES: dict[str, tuple[Any, str]] = {
     "KEEP_QUERY_PARAMS": ("q", "E035"),
     "REDACT_PATHS": (["("], "E036"),
     "COOKIE_REFRESH_INTERVAL": (0, "E045"),
+    "STATICDATA_VOCABULARY": ("sdk", "E050"),
+    "BOT_PATTERNS": (["(unclosed"], "E051"),
+    "NOT_BOT_PATTERNS": ("PartnerApp/", "E052"),
 }
 
 

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.test import Client, override_settings
+from django.test import override_settings
 
 import django_kameleoon
 from django_kameleoon.testing import DataApiServer
-from tests.support import COOKIE, Configure, delivered
+from tests.support import COOKIE, Configure, browser, delivered
 
 NONCE = re.compile(r"[0-9a-f]{16}")
 
@@ -37,7 +37,7 @@ def _tracked(kameleoon: Configure) -> None:
 
 
 def test_a_reloaded_thank_you_page_counts_once(data_api: DataApiServer) -> None:
-    client = Client(headers={"Cookie": f"{COOKIE}=shopper-1"})
+    client = browser(headers={"Cookie": f"{COOKIE}=shopper-1"})
     for _ in range(3):
         assert client.get("/orders/5/thanks/").status_code == 200
     client.get("/orders/6/thanks/")  # another order: another conversion
@@ -85,7 +85,7 @@ def test_the_nonce_is_keyed_with_the_sites_secret() -> None:
 
 
 def test_a_request_keys_by_its_visitor(data_api: DataApiServer) -> None:
-    request = Client(headers={"Cookie": f"{COOKIE}=shopper-1"}).get("/plain/").wsgi_request
+    request = browser(headers={"Cookie": f"{COOKIE}=shopper-1"}).get("/plain/").wsgi_request
     assert nonce(request, key=5) == nonce("shopper-1", key=5)
 
 

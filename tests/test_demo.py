@@ -86,6 +86,6 @@ def test_make_serve_runs_the_shop_and_the_collector_until_ctrl_c(tmp_path: Path)
     assert re.search(
         r'^PAGE +v=\w+  http://127\.0\.0\.1:\d+/products/mug/  "Stoneware mug"$', text, re.M
     ), text
-    assert re.search(r"^STATICDATA v=\w+  Chrome 120 / Windows / DESKTOP$", text, re.M), text
+    assert re.search(r"^STATICDATA v=\w+  CHROME 120 / WINDOWS / DESKTOP$", text, re.M), text
     assert "received 2 event(s): PAGE 1, STATICDATA 1" in text
     assert "no violations" in text

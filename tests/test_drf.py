@@ -7,14 +7,14 @@ from django.test import Client
 
 import django_kameleoon
 from django_kameleoon.testing import DataApiServer
-from tests.support import COOKIE, Configure
+from tests.support import CHROME, COOKIE, Configure
 
 CODE = "returning_visitor-1"
 
 
 @pytest.fixture
 def client(kameleoon: Configure) -> Client:
-    client = Client()
+    client = Client(HTTP_USER_AGENT=CHROME)
     client.cookies[COOKIE] = CODE
     return client
 
@@ -34,7 +34,9 @@ def test_a_conversion_from_an_api_view_is_the_visitors(
 def test_a_new_visitor_of_an_api_view_gets_the_cookie_of_its_conversion(
     kameleoon: Configure, data_api: DataApiServer
 ) -> None:
-    response = Client().post("/drf/checkout/", content_type="application/json", data={})
+    response = Client(HTTP_USER_AGENT=CHROME).post(
+        "/drf/checkout/", content_type="application/json", data={}
+    )
     code = response.json()["visitor"]
     assert response.cookies[COOKIE].value == code
     assert django_kameleoon.flush(5)

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
-from django.test import AsyncClient, Client, override_settings
+from django.test import AsyncClient, Client, RequestFactory, override_settings
 
+import django_kameleoon
 from django_kameleoon.middleware import KameleoonMiddleware, locale_language_tag
 from django_kameleoon.testing import DataApiServer
 from tests.support import (
@@ -28,9 +29,12 @@ from tests.support import (
     IPAD,
     IPHONE,
     NEW_CODE,
+    NOT_PEOPLE,
+    PEOPLE,
     SAFARI_MAC,
     Configure,
     asgi,
+    browser,
     delivered,
 )
 from tests.views import LONG_TITLE
@@ -86,9 +90,10 @@ def test_desktop_chrome_page_view(
     assert page["href"] == "http://testserver/page/?q=shoes&page=2"
     assert page["title"] == "Home"
     assert page["referrerHref"] == "https://www.google.com/search?q=shoes"
-    assert static["browser"] == "Chrome"
+    assert "browser" not in static  # Kameleoon's vocabulary: its index instead
+    assert static["browserIndex"] == 0
     assert static["browserVersion"] == 120.0
-    assert static["os"] == "Windows"
+    assert (static["os"], static["osIndex"]) == ("WINDOWS", 0)
     assert static["deviceType"] == "DESKTOP"
     assert static["localeLanguageTag"] == "fr-CH"
     assert [r.event_count for r in data_api.requests] == [2], "both events in one request"
@@ -156,14 +161,14 @@ def test_a_referrer_that_is_not_valid_text_is_redacted_then_made_safe(
 
 
 @pytest.mark.parametrize(
-    ("user_agent", "device_type", "os", "browser"),
+    ("user_agent", "device_type", "os", "browser_index"),
     [
-        pytest.param(IPHONE, "PHONE", "iOS", "Mobile Safari", id="iphone"),
-        pytest.param(IPAD, "TABLET", "iOS", "Mobile Safari", id="ipad"),
-        pytest.param(ANDROID_PHONE, "PHONE", "Android", "Chrome Mobile", id="android-phone"),
-        pytest.param(ANDROID_TABLET, "TABLET", "Android", "Chrome", id="android-tablet"),
-        pytest.param(SAFARI_MAC, "DESKTOP", "Mac OS X", "Safari", id="macos-safari"),
-        pytest.param(FIREFOX_LINUX, "DESKTOP", "Linux", "Firefox", id="linux-firefox"),
+        pytest.param(IPHONE, "PHONE", "IOS", 3, id="iphone"),
+        pytest.param(IPAD, "TABLET", "IOS", 3, id="ipad"),
+        pytest.param(ANDROID_PHONE, "PHONE", "ANDROID", 0, id="android-phone"),
+        pytest.param(ANDROID_TABLET, "TABLET", "ANDROID", 0, id="android-tablet"),
+        pytest.param(SAFARI_MAC, "DESKTOP", "MAC", 3, id="macos-safari"),
+        pytest.param(FIREFOX_LINUX, "DESKTOP", "LINUX", 2, id="linux-firefox"),
     ],
 )
 def test_device_types(
@@ -172,25 +177,58 @@ def test_device_types(
     user_agent: str,
     device_type: str,
     os: str,
-    browser: str,
+    browser_index: int,
 ) -> None:
     client.get("/page/", HTTP_USER_AGENT=user_agent)
     static = only(delivered(data_api), "STATICDATA")
     assert static["deviceType"] == device_type
     assert static["os"] == os
-    assert static["browser"] == browser
+    assert static["browserIndex"] == browser_index
     assert isinstance(static["browserVersion"], float)
 
 
-@pytest.mark.parametrize("user_agent", [GOOGLEBOT, BINGBOT], ids=["googlebot", "bingbot"])
-@pytest.mark.parametrize("path", ["/page/", "/plain/"])
-def test_bots_get_their_page_and_send_nothing(
-    client: Client, data_api: DataApiServer, user_agent: str, path: str
+def test_an_os_outside_kameleoons_six_is_left_out(client: Client, data_api: DataApiServer) -> None:
+    kaios = "Mozilla/5.0 (Mobile; LYF/F300B; Android; rv:48.0) Gecko/48.0 Firefox/48.0 KAIOS/2.5"
+    client.get("/page/", HTTP_USER_AGENT=kaios)
+    static = only(delivered(data_api), "STATICDATA")
+    assert "os" not in static and "osIndex" not in static
+    assert (static["browserIndex"], static["deviceType"]) == (2, "PHONE")
+
+
+def test_the_names_vocabulary_sends_free_text_families(
+    client: Client, data_api: DataApiServer, kameleoon: Configure
 ) -> None:
-    response = client.get(path, HTTP_USER_AGENT=user_agent)
+    kameleoon(STATICDATA_VOCABULARY="names")
+    client.get("/page/", HTTP_USER_AGENT=IPHONE)
+    static = only(delivered(data_api), "STATICDATA")
+    assert (static["browser"], static["os"]) == ("Mobile Safari", "iOS")
+    assert "browserIndex" not in static and "osIndex" not in static
+    assert (static["browserVersion"], static["deviceType"]) == (17.1, "PHONE")
+
+
+@pytest.mark.parametrize("user_agent", NOT_PEOPLE.values(), ids=NOT_PEOPLE.keys())
+def test_bots_and_programs_get_their_page_and_send_nothing(
+    client: Client, data_api: DataApiServer, user_agent: str
+) -> None:
+    response = client.get("/page/", HTTP_USER_AGENT=user_agent)
     assert response.status_code == 200
     assert delivered(data_api) == []
     assert data_api.requests == []
+
+
+def test_a_request_without_a_user_agent_sends_nothing(data_api: DataApiServer) -> None:
+    """Django's own test client sends no User-Agent header at all."""
+    assert "HTTP_USER_AGENT" not in RequestFactory().get("/page/").META
+    assert Client().get("/page/").status_code == 200
+    assert delivered(data_api) == []
+
+
+@pytest.mark.parametrize("user_agent", PEOPLE.values(), ids=PEOPLE.keys())
+def test_people_are_tracked(client: Client, data_api: DataApiServer, user_agent: str) -> None:
+    client.get("/page/", HTTP_USER_AGENT=user_agent)
+    events = delivered(data_api)
+    assert sorted(e["eventType"] for e in events) == ["PAGE", "STATICDATA"]
+    assert data_api.violations == []
 
 
 def test_bot_gets_no_cookie_on_untagged_page(client: Client) -> None:
@@ -203,6 +241,67 @@ def test_bots_tracked_when_asked(
     kameleoon(TRACK_BOTS=True)
     client.get("/plain/", HTTP_USER_AGENT=GOOGLEBOT)
     assert len(delivered(data_api)) == 2
+
+
+@pytest.mark.parametrize("user_agent", [GOOGLEBOT, NOT_PEOPLE["curl"], ""])
+def test_a_bot_on_a_thank_you_page_records_no_conversion(
+    client: Client, data_api: DataApiServer, conversions: list[dict[str, Any]], user_agent: str
+) -> None:
+    """{% kameleoon_conversion %} in the page a crawler fetched (Googlebot on the example shop)."""
+    assert client.get("/thanks/", HTTP_USER_AGENT=user_agent).status_code == 200
+    assert delivered(data_api) == []
+    assert conversions == []
+
+
+@pytest.mark.parametrize("user_agent", [NOT_PEOPLE["python-requests"], NOT_PEOPLE["empty"]])
+def test_a_bot_post_to_a_converting_view_records_nothing(
+    client: Client, data_api: DataApiServer, user_agent: str
+) -> None:
+    assert client.post("/buy/", HTTP_USER_AGENT=user_agent).status_code == 302
+    assert delivered(data_api) == []
+
+
+def test_a_bot_conversion_is_recorded_when_bots_are_tracked(
+    client: Client, data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    kameleoon(TRACK_BOTS=True)
+    client.post("/buy/", HTTP_USER_AGENT=GOOGLEBOT)
+    [conversion] = delivered(data_api)
+    assert conversion["goalId"] == 42
+
+
+def test_a_conversion_for_a_stored_code_is_recorded_whoever_calls(
+    data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    """A webhook or a task has no visitor's request: a code target is not judged."""
+    assert django_kameleoon.track_conversion("visitor-1", 12, revenue=3.0) is not None
+    [conversion] = delivered(data_api)
+    assert (conversion["visitorCode"], conversion["goalId"]) == ("visitor-1", 12)
+
+
+MONITOR = "Mozilla/5.0 (X11; Linux x86_64) Chrome/131.0.0.0 Safari/537.36 AcmeWatch/2.1"
+PARTNER = "Mozilla/5.0 (Linux; Android 14; Pixel 8; wv) PartnerShop/5.2 okhttp/4.12.0"
+
+
+def test_site_bot_patterns_and_exceptions(
+    client: Client, data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    """The settings change the decision at the next request: the parse cache is keyed on them."""
+    client.get("/page/", HTTP_USER_AGENT=MONITOR)
+    client.get("/page/", HTTP_USER_AGENT=PARTNER)
+    assert len(delivered(data_api)) == 2  # the monitor is a person, the partner app is not
+    data_api.reset()
+    kameleoon(BOT_PATTERNS=[r"AcmeWatch/"], NOT_BOT_PATTERNS=[r"\bPartnerShop/"])
+    client.get("/page/", HTTP_USER_AGENT=MONITOR)
+    client.get("/page/", HTTP_USER_AGENT=PARTNER)
+    events = delivered(data_api)
+    assert len(events) == 2 and {e["browserIndex"] for e in of_type(events, "STATICDATA")} == {5}
+    assert (
+        django_kameleoon.track(
+            RequestFactory().get("/", HTTP_USER_AGENT=MONITOR), "PAGE", href="https://shop.example/"
+        )
+        is None
+    )
 
 
 # -- the visitor code cookie ---------------------------------------------------------------------
@@ -372,7 +471,7 @@ def test_the_default_exclusions_hold_under_a_language_prefix(
     data_api: DataApiServer, path: str
 ) -> None:
     with override_settings(**I18N):
-        client = Client()
+        client = browser()
         assert client.get(path).status_code == 200
         assert client.get("/fr/page/").status_code == 200
     pages = of_type(delivered(data_api), "PAGE")
@@ -590,7 +689,7 @@ def test_async_consent_not_asked_for_non_pages(
 @pytest.mark.parametrize(
     "headers",
     [
-        pytest.param({"HTTP_USER_AGENT": "Mozilla/5.0 " + "A" * 10_000}, id="10kB-ua"),
+        pytest.param({"HTTP_USER_AGENT": CHROME + " " + "A" * 10_000}, id="10kB-ua"),
         pytest.param({"HTTP_USER_AGENT": "Moz\x00illa\x01/5.0\x7f\x1b[31m"}, id="ua-control"),
         pytest.param({"HTTP_USER_AGENT": "ArcGIS Pro 1.2.\u00b2"}, id="ua-superscript"),
         pytest.param({"HTTP_USER_AGENT": "\udcff\ud800"}, id="ua-surrogates"),

@@ -16,12 +16,19 @@ from typing import Any
 import pytest
 from django.http import HttpRequest
 from django.template import Context, Engine
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 
 import django_kameleoon
 from django_kameleoon import conf
 from django_kameleoon.testing import DataApiServer
-from tests.support import COOKIE, NEW_CODE, SITE_CODE, Configure, delivered
+from tests.support import (
+    COOKIE,
+    NEW_CODE,
+    SITE_CODE,
+    Configure,
+    browser,
+    delivered,
+)
 
 #: Settings mistakes that ``manage.py check`` reports, and words of the message that says so.
 BROKEN = [
@@ -109,7 +116,7 @@ def test_every_page_of_a_misconfigured_site_answers(
 ) -> None:
     """The checkout of the issue: GET / answered 200, the POST that converts 500."""
     settings.KAMELEOON = {"SITE_CODE": SITE_CODE, **broken}
-    client = Client()
+    client = browser()
     with caplog.at_level(logging.ERROR, logger="django_kameleoon"):
         for _ in range(2):
             assert client.get("/page/").status_code == 200
@@ -181,7 +188,7 @@ def test_an_unresolvable_consent_means_no_consent(
 ) -> None:
     """The privacy-safe reading: nobody is tracked, nothing is stored, nothing fails."""
     kameleoon(CONSENT=consent)
-    client = Client()
+    client = browser()
     with caplog.at_level(logging.ERROR, logger="django_kameleoon"):
         for _ in range(2):
             response = client.get("/page/")
@@ -199,7 +206,7 @@ def test_a_consent_callable_that_raises_means_no_consent(
     kameleoon: Configure, data_api: DataApiServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     kameleoon(CONSENT="tests.consent.broken")
-    client = Client()
+    client = browser()
     with caplog.at_level(logging.ERROR, logger="django_kameleoon"):
         for _ in range(2):
             assert client.post("/buy/").status_code == 302

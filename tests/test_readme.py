@@ -350,8 +350,8 @@ def test_the_collector_output_shown_is_what_it_prints() -> None:
     [example] = [param.values[1] for param in blocks("text") if "CONVERSION v=" in param.values[1]]
     code, href = "x7k2m9q4w8e5r1t3", "http://127.0.0.1:8000/products/teapot/"
     events: list[dict[str, Any]] = [
-        {"eventType": "STATICDATA", "browser": "Chrome", "browserVersion": 120.0, "os": "Windows",
-         "deviceType": "DESKTOP", "localeLanguageTag": "fr-FR"},
+        {"eventType": "STATICDATA", "browserIndex": 0, "browserVersion": 120.0, "os": "WINDOWS",
+         "osIndex": 0, "deviceType": "DESKTOP", "localeLanguageTag": "fr-FR"},
         {"eventType": "PAGE", "href": href, "title": "Cast-iron teapot"},
         {"eventType": "CONVERSION", "goalId": 101, "revenue": 59.8},
     ]  # fmt: skip

@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
-from django.test import Client, RequestFactory
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,7 +24,7 @@ from django_kameleoon.redaction import (
     redact_url,
 )
 from django_kameleoon.testing import DataApiServer
-from tests.support import CHROME, Configure, delivered
+from tests.support import CHROME, Configure, browser, browser_requests, delivered
 
 WORDS = load_settings({"SITE_CODE": "x"}).redacted_words
 R = PLACEHOLDER
@@ -270,7 +269,7 @@ def test_the_middleware_redacts_href_and_referrer(
     referrer_href: str,
 ) -> None:
     kameleoon(**overrides)
-    Client().get(path, headers={"Referer": referrer})
+    browser().get(path, headers={"Referer": referrer})
     page = the_page(data_api)
     assert (page["href"], page["referrerHref"]) == (href, referrer_href)
 
@@ -278,14 +277,14 @@ def test_the_middleware_redacts_href_and_referrer(
 @pytest.mark.usefixtures("kameleoon")
 def test_the_page_tag_canonical_href_is_redacted(data_api: DataApiServer) -> None:
     """The view sets ``canonical_href`` to the request's own absolute URL, a common pattern."""
-    Client().get("/self-canonical/?token=A1&q=1")
+    browser().get("/self-canonical/?token=A1&q=1")
     assert the_page(data_api)["canonicalHref"] == "http://testserver/self-canonical/?q=1"
 
 
 @pytest.mark.usefixtures("kameleoon")
 @pytest.mark.parametrize("target", ["request", "visitor code"])
 def test_track_page_redacts_every_url_field(data_api: DataApiServer, target: str) -> None:
-    request = RequestFactory().get("/", headers={"User-Agent": CHROME})
+    request = browser_requests().get("/", headers={"User-Agent": CHROME})
     django_kameleoon.track(
         request if target == "request" else "visitor-1",
         "PAGE",

@@ -11,11 +11,16 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from django_kameleoon.useragent import BROWSER_INDEX, OS_INDEX
+
 #: Longest text shown for one value: an event line must stay one readable line.
 MAX_VALUE_WIDTH = 120
 
 #: One event as received: the API's own field names, JSON types.
 WireEvent = Mapping[str, Any]
+
+#: Kameleoon's browser names by ``browserIndex`` (what the middleware sends by default).
+BROWSER_NAMES = {index: name for name, index in BROWSER_INDEX.items()}
 
 
 def clean(value: object, width: int = MAX_VALUE_WIDTH) -> str:
@@ -58,9 +63,7 @@ def _field(event: WireEvent, name: str, label: str | None = None) -> str | None:
 
 def describe_static(event: WireEvent) -> str:
     """``Chrome 120 / Windows / DESKTOP / fr``, then any screen size or visit count."""
-    browser = joined(
-        [clean(event["browser"]) if "browser" in event else None, browser_version(event)], " "
-    )
+    browser = joined([browser_name(event), browser_version(event)], " ")
     device = [
         browser,
         *(clean(event[k]) for k in ("os", "deviceType", "localeLanguageTag") if k in event),
@@ -71,10 +74,21 @@ def describe_static(event: WireEvent) -> str:
         else None,
         _field(event, "visitNumber", "visit"),
         _field(event, "timeSincePreviousVisit", "since_ms"),
-        _field(event, "browserIndex"),
-        _field(event, "osIndex"),
+        # An index is shown when the line does not already name it.
+        _field(event, "browserIndex") if "browser" in event else None,
+        _field(event, "osIndex")
+        if OS_INDEX.get(str(event.get("os"))) != event.get("osIndex")
+        else None,
     ]
     return joined([" / ".join(part for part in device if part) or "(no details)", *extras])
+
+
+def browser_name(event: WireEvent) -> str | None:
+    """``browser`` as sent, else Kameleoon's name for ``browserIndex`` (``CHROME``), if any."""
+    if "browser" in event:
+        return clean(event["browser"])
+    index = event.get("browserIndex")
+    return BROWSER_NAMES.get(index) if isinstance(index, int) else None
 
 
 def browser_version(event: WireEvent) -> str | None:

@@ -6,7 +6,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from django_kameleoon.collector.format import WireEvent, browser_version, clean, joined
+from django_kameleoon.collector.format import (
+    WireEvent,
+    browser_name,
+    browser_version,
+    clean,
+    joined,
+)
 
 
 @dataclass
@@ -29,7 +35,7 @@ class VisitorSummary:
         kind = event.get("eventType")
         if kind == "STATICDATA":
             self.device = event.get("deviceType", self.device)
-            browser = joined([event.get("browser"), browser_version(event)], " ")
+            browser = joined([browser_name(event), browser_version(event)], " ")
             self.browser = browser or self.browser
             self.os = event.get("os", self.os)
             self.locale = event.get("localeLanguageTag", self.locale)

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from django_kameleoon.testing import DataApiServer
-from tests.support import COOKIE, run_python, serve, site_environment, uvicorn
+from tests.support import CHROME, COOKIE, run_python, serve, site_environment, uvicorn
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ def database_with_accounts(path: Path, data_api: DataApiServer) -> dict[str, str
 
 
 def checkout(base_url: str, path: str, account: str) -> None:
-    headers = {"Cookie": f"{COOKIE}=visitor-{account}; account={account}"}
+    headers = {"Cookie": f"{COOKIE}=visitor-{account}; account={account}", "User-Agent": CHROME}
     response = requests.post(base_url + path, headers=headers, allow_redirects=False, timeout=10)
     assert response.status_code == 302, response.text[:2000]
 

@@ -50,7 +50,9 @@ def test_a_hostile_cookie_is_replaced_never_echoed(
 ) -> None:
     # As a WSGI server hands it over: the header's UTF-8 bytes, decoded as Latin-1.
     header = f"{COOKIE}={raw}".encode().decode("latin-1")
-    response = Client().get("/page/", headers={"Cookie": header, "User-Agent": CHROME})
+    response = Client(HTTP_USER_AGENT=CHROME).get(
+        "/page/", headers={"Cookie": header, "User-Agent": CHROME}
+    )
     assert response.status_code == 200
     morsel = response.cookies[COOKIE]
     code = morsel.value
@@ -80,7 +82,7 @@ def test_a_hostile_cookie_is_replaced_never_echoed(
 def test_a_valid_cookie_is_kept_and_rendered_as_is(
     kameleoon: Configure, data_api: DataApiServer, header: str, code: str
 ) -> None:
-    response = Client().get("/page/", headers={"Cookie": header})
+    response = Client(HTTP_USER_AGENT=CHROME).get("/page/", headers={"Cookie": header})
     body = response.content.decode()
     if SAFE.fullmatch(code):
         assert response.cookies[COOKIE].value == code, "renewed, never replaced"
@@ -121,7 +123,7 @@ def test_secret_query_parameters_never_leave_the_site(
     href: str,
     referrer_href: str,
 ) -> None:
-    Client().get(path, headers={"Referer": referrer, "User-Agent": CHROME})
+    Client(HTTP_USER_AGENT=CHROME).get(path, headers={"Referer": referrer, "User-Agent": CHROME})
     assert django_kameleoon.flush(5)
     (page,) = [e for e in data_api.events if e["eventType"] == "PAGE"]
     assert (page["href"], page["referrerHref"]) == (href, referrer_href)
@@ -129,7 +131,7 @@ def test_secret_query_parameters_never_leave_the_site(
 
 def test_redact_query_params_can_be_replaced(kameleoon: Configure, data_api: DataApiServer) -> None:
     kameleoon(REDACT_QUERY_PARAMS=["coupon"])
-    Client().get("/plain/?coupon=SAVE10&token=kept&q=x")
+    Client(HTTP_USER_AGENT=CHROME).get("/plain/?coupon=SAVE10&token=kept&q=x")
     assert django_kameleoon.flush(5)
     (page,) = [e for e in data_api.events if e["eventType"] == "PAGE"]
     assert page["href"] == "http://testserver/plain/?token=kept&q=x"
@@ -139,16 +141,16 @@ def test_redact_query_params_can_be_replaced(kameleoon: Configure, data_api: Dat
 
 #: Visitor data used in the run below; none of it may appear in a log record at INFO or above.
 VISITOR = "SecretVisitor-7f3a"
-USER_AGENT = CHROME + " SecretAgent/9.9"
+USER_AGENT = CHROME + " SecretShell/9.9"
 PATH_MARK = "secretpath"
 QUERY_MARK = "secretquery"
 REFERRER = "https://secretreferrer.example/page?from=secretfrom"
 METADATA_MARK = "secretmetadata"
-MARKS = [VISITOR, "SecretAgent", PATH_MARK, QUERY_MARK, "secretreferrer", "secretfrom"]
+MARKS = [VISITOR, "SecretShell", PATH_MARK, QUERY_MARK, "secretreferrer", "secretfrom"]
 
 
 def page_views(count: int, **extra: Any) -> None:
-    client = Client()
+    client = Client(HTTP_USER_AGENT=CHROME)
     for i in range(count):
         response = client.get(
             f"/odd/{PATH_MARK}/{i}?q={QUERY_MARK}",
@@ -178,7 +180,9 @@ def test_nothing_holding_visitor_data_is_logged_at_info_or_above(
         django_kameleoon.track_conversion(VISITOR, i + 1, metadata={1: [METADATA_MARK]})
     assert django_kameleoon.flush(10)
     # A template tag given a visitor's value it cannot use (?keys= is passed to key_page_indices).
-    Client().get(f"/page/?keys={QUERY_MARK}", headers={"Cookie": f"{COOKIE}={VISITOR}"})
+    Client(HTTP_USER_AGENT=CHROME).get(
+        f"/page/?keys={QUERY_MARK}", headers={"Cookie": f"{COOKIE}={VISITOR}"}
+    )
     # A consent callable that raises: the middleware logs and sends the page unchanged.
     kameleoon(CONSENT="tests.consent.broken", MAX_QUEUE_SIZE=40, FLUSH_INTERVAL=60.0)
     page_views(2)
