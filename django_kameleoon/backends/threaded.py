@@ -171,10 +171,18 @@ class ThreadedBackend(BaseBackend):
                 self._cond.notify_all()
 
     def _next_batch(self) -> list[Event] | None:
-        """Wait for a full batch, a flush, the interval, or shutdown; None when done."""
+        """Wait for a full batch, a flush, the interval, or shutdown; None when done.
+
+        A flush with nothing queued is no reason to return: ``flush()`` callers that have been
+        answered but not yet run would otherwise keep this thread spinning on empty batches.
+        """
         with self._cond:
             due = time.monotonic() + self._interval
-            while not self._stopping and not self._flushing and len(self._queue) < self._batch:
+            while (
+                not self._stopping
+                and not (self._flushing and self._queue)
+                and len(self._queue) < self._batch
+            ):
                 remaining = due - time.monotonic()
                 if remaining <= 0:
                     break
