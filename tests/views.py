@@ -90,6 +90,15 @@ def code_in_json(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt
+def convert_many(request: HttpRequest, first: int, count: int) -> HttpResponse:
+    """Conversions of visitors ``conv-<first>`` to ``conv-<first + count - 1>``, in one request:
+    how the durable tests push thousands of events through a real server quickly."""
+    for number in range(first, first + count):
+        django_kameleoon.track_conversion(f"conv-{number}", 42, revenue=1.0)
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@csrf_exempt
 def buy(request: HttpRequest) -> HttpResponseBase:
     """A form POST that converts, then redirects: no PAGE, but the CONVERSION is sent."""
     if request.method != "POST":
