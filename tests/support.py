@@ -33,6 +33,7 @@ from gunicorn import version_info as GUNICORN_VERSION
 
 import django_kameleoon
 from django_kameleoon import checks
+from django_kameleoon.backends import celery as celery_backend, tasks as tasks_backend
 from django_kameleoon.conf import DICT_CHECK_ID, RULES
 from django_kameleoon.testing import DataApiServer
 
@@ -719,9 +720,12 @@ def typed(e: dict[str, Any]) -> dict[str, Any]:
 
 
 def every_check_id() -> list[str]:
-    """Every id the app reports: those declared in ``conf`` and those written in ``checks.py``."""
+    """Every id the app reports: those declared in ``conf``, those written in ``checks.py``, and
+    the durable backends' ``setup_problems`` (which ``checks.check_backend_setup`` reports)."""
     declared = [rule.check_id for rule in RULES.values()] + [DICT_CHECK_ID]
     written = re.findall(r'id="django_kameleoon\.(\w+)"', inspect.getsource(checks))
+    for backend in (celery_backend, tasks_backend):
+        written += re.findall(r'Problem\(\s*"(\w+)"', inspect.getsource(backend))
     return [f"django_kameleoon.{check_id}" for check_id in declared + written]
 
 

@@ -100,6 +100,10 @@ BAD_VALUES: dict[str, tuple[Any, str]] = {
     "STATICDATA_VOCABULARY": ("sdk", "E050"),
     "BOT_PATTERNS": (["(unclosed"], "E051"),
     "NOT_BOT_PATTERNS": ("PartnerApp/", "E052"),
+    "HANDOFF": ("eager", "E060"),
+    "CELERY_QUEUE": ("", "E061"),
+    "TASKS_BACKEND": (None, "E062"),
+    "HANDOFF_TIMEOUT": (0, "E063"),
 }
 
 
