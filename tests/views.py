@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import os
 import io
 import uuid
 from collections.abc import Iterator
@@ -96,6 +97,13 @@ def convert_many(request: HttpRequest, first: int, count: int) -> HttpResponse:
     for number in range(first, first + count):
         django_kameleoon.track_conversion(f"conv-{number}", 42, revenue=1.0)
     return HttpResponse("ok", content_type="text/plain")
+
+
+def backend_stats(request: HttpRequest) -> JsonResponse:
+    """This process's backend counters and pid: what the reliability tests read of a server."""
+    from django_kameleoon.backends import get_backend
+
+    return JsonResponse({**get_backend().stats(), "pid": os.getpid()})
 
 
 @csrf_exempt

@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,3 +108,66 @@ def test_ten_thousand_conversions_reach_the_api(
             assert data_api.duplicates == []
             worker.stop(timeout=30)
     assert "dropped" not in site.output(), site.output()
+
+
+def stats(site: Process) -> dict[str, int]:
+    answer: dict[str, int] = requests.get(f"{site.url}/api/stats.json", timeout=10).json()
+    return answer
+
+
+def rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+
+
+def test_api_down_while_100000_events_flow(data_api: DataApiServer, tmp_path: Path) -> None:
+    """Kameleoon down for the whole flow (minutes, scaled to seconds): the events leave the web
+    process (its memory stays flat, far past MAX_QUEUE_SIZE, nothing dropped) and wait in the
+    broker and the worker's retries; all arrive when the API is back."""
+    data_api.stop()
+    with durable_site(tmp_path, data_api, "redis", workers=1) as (site, env):
+        with spawn(celery_worker("--concurrency=2"), tmp_path / "worker.log", env=env) as worker:
+            pid = stats(site)["pid"]
+            with ThreadPoolExecutor(4) as pool:
+                list(pool.map(lambda first: convert(site, first, 100), range(0, 10_000, 100)))
+                before = rss_kib(pid)
+                firsts = range(10_000, 100_000, 100)
+                list(pool.map(lambda first: convert(site, first, 100), firsts))
+            wait_until(lambda: stats(site)["queued"] == 0, "everything handed to the broker", 60)
+            after = rss_kib(pid)
+            counters = stats(site)
+            assert (counters["sent"], counters["dropped"]) == (100_000, 0), counters
+            assert stats(site)["pid"] == pid
+            assert after - before < 20_000, f"the web process grew from {before} to {after} KiB"
+            wait_until(lambda: "Retry in" in worker.output(), "the worker retrying", 30)
+            data_api.start()
+            assert_all_arrived(data_api, 100_000, timeout=180)
+            worker.stop(timeout=60)
+    assert "dropped" not in worker.output()
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_a_worker_killed_mid_delivery_loses_nothing(
+    broker: str, data_api: DataApiServer, tmp_path: Path
+) -> None:
+    """SIGKILL lands while the worker waits for the API's answer; the message was not acked
+    (acks_late), so another worker gets it: at once with RabbitMQ (the connection closed), after
+    the visibility timeout with Redis. Same nonces: the API counts the duplicates."""
+    port = int(data_api.url.rsplit(":", 1)[1])
+    data_api.delay(3.0)
+    with durable_site(tmp_path, data_api, broker, visibility=3) as (site, env):
+        with spawn(celery_worker("--concurrency=1"), tmp_path / "first.log", env=env) as first:
+            convert(site, 0, 500)
+            first.wait_for(lambda: connections_to(port) > 0, "the worker posting", 30)
+            os.killpg(first.popen.pid, signal.SIGKILL)
+            first.popen.wait(10)
+        with spawn(celery_worker("--concurrency=1"), tmp_path / "second.log", env=env) as second:
+            try:
+                assert_all_arrived(data_api, 500, timeout=60)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{second.output()[-3000:]}") from None
+            second.stop(timeout=30)
+    duplicates = data_api.duplicates
+    nonces = {event["nonce"] for event in data_api.events}
+    assert {event["nonce"] for event in duplicates} <= nonces
+    print(f"\n{broker}: a worker killed mid-delivery: 0 lost, {len(duplicates)} duplicates")
