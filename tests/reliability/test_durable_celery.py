@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import signal
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -171,3 +172,36 @@ def test_a_worker_killed_mid_delivery_loses_nothing(
     nonces = {event["nonce"] for event in data_api.events}
     assert {event["nonce"] for event in duplicates} <= nonces
     print(f"\n{broker}: a worker killed mid-delivery: 0 lost, {len(duplicates)} duplicates")
+
+
+@pytest.mark.parametrize("handoff", ["inline", "batched"])
+def test_a_web_worker_killed(handoff: str, data_api: DataApiServer, tmp_path: Path) -> None:
+    """SIGKILL a gunicorn worker while conversions flow. ``inline``: every conversion whose
+    request was answered arrives. ``batched``: what was lost arrived within the last
+    ``FLUSH_INTERVAL`` before the kill (the measure is printed)."""
+    interval = 1.0
+    settings = {"HANDOFF": handoff, "FLUSH_INTERVAL": interval, "HANDOFF_TIMEOUT": 2.0}
+    with durable_site(tmp_path, data_api, "redis", kameleoon=settings, workers=1) as (site, env):
+        with spawn(celery_worker("--concurrency=2"), tmp_path / "worker.log", env=env):
+            pid = stats(site)["pid"]
+            answered: list[float] = []  # when each request (10 conversions) was answered
+            started = time.monotonic()
+            while time.monotonic() - started < 3.0:
+                convert(site, len(answered) * 10, 10)
+                answered.append(time.monotonic())
+            os.kill(pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            sent = len(answered) * 10
+            window = 10 * sum(1 for at in answered if at > killed_at - interval)
+            if handoff == "inline":
+                assert_all_arrived(data_api, sent)
+                lost = 0
+            else:
+                data_api.wait_for_events(sent - window, timeout=30)
+                # Nothing more is coming: the killed process held the rest.
+                time.sleep(2 * interval)
+                lost = sent - len(data_api.events)
+                assert lost <= window
+            assert data_api.duplicates == []
+    print(f"\n{handoff}: web worker SIGKILLed: {lost} of {sent} conversions lost "
+          f"({window} arrived in the last FLUSH_INTERVAL of {interval} s)")
