@@ -12,6 +12,7 @@ import contextlib
 import os
 import time
 import signal
+import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from tests.support import (
     Process,
     celery_worker,
     connections_to,
+    free_port,
     gunicorn,
     require_service,
     serve,
@@ -55,6 +57,7 @@ def durable_site(
     kameleoon: dict[str, Any] | None = None,
     workers: int = 2,
     visibility: float = 3600,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[Process, dict[str, str]]]:
     """A gunicorn site with the CeleryBackend on ``broker``; yields it and the environment
     that a Celery worker of the same site needs."""
@@ -62,6 +65,7 @@ def durable_site(
         "KAMELEOON_TEST_BROKER": broker_url(broker),
         "KAMELEOON_TEST_QUEUE": f"kameleoon-{uuid.uuid4().hex[:12]}",
         "KAMELEOON_TEST_VISIBILITY": str(visibility),
+        **(env or {}),
     }
     settings = {
         "DATA_API_URL": data_api.url,
@@ -205,3 +209,65 @@ def test_a_web_worker_killed(handoff: str, data_api: DataApiServer, tmp_path: Pa
             assert data_api.duplicates == []
     print(f"\n{handoff}: web worker SIGKILLed: {lost} of {sent} conversions lost "
           f"({window} arrived in the last FLUSH_INTERVAL of {interval} s)")
+
+
+@contextlib.contextmanager
+def own_redis(tmp_path: Path, port: int) -> Iterator[Process]:
+    """A Redis server of this test's own (the machine's is shared), persisting to its folder."""
+    require_service("redis")  # the same program; fail clearly if it is not installed
+    argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    argv += ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(tmp_path)]
+    with spawn(argv, tmp_path / f"redis-{time.monotonic_ns()}.log") as redis:
+        redis.wait_for(lambda: connections_ok(port), "Redis answering", 20)
+        yield redis
+
+
+def connections_ok(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("handoff", ["inline", "batched"])
+def test_the_broker_down_for_a_while(handoff: str, data_api: DataApiServer, tmp_path: Path) -> None:
+    """The broker goes away (30 s, scaled): pages are still answered (``inline`` stops waiting
+    for a broker that fails), events wait in the bounded buffer and the overflow is counted;
+    when the broker is back, what waited is handed off and delivered."""
+    port = free_port()
+    settings_batch = 100
+    settings = {
+        "HANDOFF": handoff,
+        "MAX_QUEUE_SIZE": 1000,
+        "MAX_BATCH_EVENTS": settings_batch,
+        "HANDOFF_TIMEOUT": 0.25,
+    }
+    with own_redis(tmp_path, port) as redis:
+        env = {"KAMELEOON_TEST_BROKER": f"redis://127.0.0.1:{port}/0"}
+        with durable_site(
+            tmp_path, data_api, "redis", kameleoon=settings, workers=1, env=env
+        ) as (site, site_env):
+            convert(site, 0, 100)
+            wait_until(lambda: stats(site)["sent"] == 100, "the first events handed off")
+            redis.stop(signal.SIGKILL, timeout=10)
+            slowest = 0.0
+            for first in range(100, 1600, 10):  # 1,500 events for a buffer of 1,000
+                began = time.monotonic()
+                convert(site, first, 10)
+                slowest = max(slowest, time.monotonic() - began)
+            # The buffer holds MAX_QUEUE_SIZE events (the hand-off thread one batch more).
+            dropped = stats(site)["dropped"]
+            assert 500 - settings_batch <= dropped <= 500, stats(site)
+            # The broker back (from its append-only file: what it had is kept); a worker
+            # started then (Celery's own recovery from a lost broker is not under test).
+            with own_redis(tmp_path, port), spawn(
+                celery_worker("--concurrency=1"), tmp_path / "worker.log", env=site_env
+            ) as worker:
+                wait_until(lambda: stats(site)["queued"] == 0, "the buffer handed off", 30)
+                kept = 1600 - dropped
+                events = data_api.wait_for_events(kept, timeout=60)
+                assert len({e["nonce"] for e in events}) == kept
+                assert data_api.duplicates == [] and data_api.violations == []
+                worker.stop(timeout=30)
+    print(f"\n{handoff}: broker down: slowest page {slowest * 1000:.0f} ms, {dropped} of 1,500 dropped")
