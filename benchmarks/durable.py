@@ -69,9 +69,8 @@ def request_path_cost(url: str, calls: int) -> dict[str, tuple[float, float]]:
 
 def worker_rate(url: str, messages: int) -> float:
     """Events per second one worker process delivers, first arrival to last."""
-    from tests.reliability.testsite.durable import app
-
     from django_kameleoon.events import make_event
+    from tests.reliability.testsite.durable import app
 
     payloads = [
         [make_event(f"w-{m}-{n}", "CONVERSION", {"goalId": 1}).as_dict() for n in range(BATCH)]

@@ -20,7 +20,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-from django_kameleoon.backends.worker import Later, deliver_batch as _deliver
+from django_kameleoon.backends.worker import Later
+from django_kameleoon.backends.worker import deliver_batch as _deliver
 from django_kameleoon.conf import report_misconfiguration
 
 __all__ = ["CELERY_TASK_NAME", "TASKS_MODULES", "tasks_framework"]
@@ -59,7 +60,7 @@ except ImportError:  # Celery is an optional extra
     pass
 else:
 
-    @shared_task(
+    @shared_task(  # type: ignore[untyped-decorator]
         name=CELERY_TASK_NAME,
         bind=True,
         acks_late=True,
@@ -113,6 +114,6 @@ def _task_for(delay: float) -> Any:
 _framework = tasks_framework()
 if _framework is not None:
     try:
-        deliver_batch_task = _framework.task(backend=_tasks_alias())(deliver_batch_task)  # type: ignore[assignment]
+        deliver_batch_task = _framework.task(backend=_tasks_alias())(deliver_batch_task)
     except Exception as exc:  # an alias missing from TASKS: the system check says so
         logger.debug("Kameleoon: deliver_batch_task not made: %r", exc)

@@ -33,7 +33,8 @@ from gunicorn import version_info as GUNICORN_VERSION
 
 import django_kameleoon
 from django_kameleoon import checks
-from django_kameleoon.backends import celery as celery_backend, tasks as tasks_backend
+from django_kameleoon.backends import celery as celery_backend
+from django_kameleoon.backends import tasks as tasks_backend
 from django_kameleoon.conf import DICT_CHECK_ID, RULES
 from django_kameleoon.testing import DataApiServer
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime
-import os
 import io
+import os
 import uuid
 from collections.abc import Iterator
 

@@ -1,4 +1,4 @@
-"""``CeleryBackend``: batches leave the web process as Celery tasks (``django_kameleoon.deliver_batch``).
+"""``CeleryBackend``: batches leave the web process as Celery tasks, ``deliver_batch``.
 
 See :mod:`django_kameleoon.backends.handoff` for the web side, :mod:`django_kameleoon.tasks` for
 the task. The task is looked up once per process, and each message is published through the

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 import signal
 import socket
+import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,18 @@ def durable_site(
         yield site, {**site_environment(settings), **env}
 
 
+@contextlib.contextmanager
+def site_and_worker(
+    tmp_path: Path, data_api: DataApiServer, broker: str, **options: Any
+) -> Iterator[tuple[Process, Process]]:
+    """:func:`durable_site` and one Celery worker (prefork, 2 processes) of it."""
+    with (
+        durable_site(tmp_path, data_api, broker, **options) as (site, env),
+        spawn(celery_worker("--concurrency=2"), tmp_path / "worker.log", env=env) as worker,
+    ):
+        yield site, worker
+
+
 def convert(site: Process, first: int, count: int) -> None:
     response = requests.post(
         f"{site.url}/convert/{first}/{count}/", headers={"User-Agent": CHROME}, timeout=30
@@ -102,16 +114,15 @@ def assert_all_arrived(data_api: DataApiServer, count: int, timeout: float = 60)
 def test_ten_thousand_conversions_reach_the_api(
     broker: str, data_api: DataApiServer, tmp_path: Path
 ) -> None:
-    with durable_site(tmp_path, data_api, broker) as (site, env):
-        with spawn(celery_worker("--concurrency=2"), tmp_path / "worker.log", env=env) as worker:
-            for first in range(0, 10_000, 100):
-                convert(site, first, 100)
-            try:
-                assert_all_arrived(data_api, 10_000)
-            except AssertionError as exc:
-                raise AssertionError(f"{exc}\n{worker.output()[-3000:]}") from None
-            assert data_api.duplicates == []
-            worker.stop(timeout=30)
+    with site_and_worker(tmp_path, data_api, broker) as (site, worker):
+        for first in range(0, 10_000, 100):
+            convert(site, first, 100)
+        try:
+            assert_all_arrived(data_api, 10_000)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{worker.output()[-3000:]}") from None
+        assert data_api.duplicates == []
+        worker.stop(timeout=30)
     assert "dropped" not in site.output(), site.output()
 
 
@@ -130,24 +141,23 @@ def test_api_down_while_100000_events_flow(data_api: DataApiServer, tmp_path: Pa
     process (its memory stays flat, far past MAX_QUEUE_SIZE, nothing dropped) and wait in the
     broker and the worker's retries; all arrive when the API is back."""
     data_api.stop()
-    with durable_site(tmp_path, data_api, "redis", workers=1) as (site, env):
-        with spawn(celery_worker("--concurrency=2"), tmp_path / "worker.log", env=env) as worker:
-            pid = stats(site)["pid"]
-            with ThreadPoolExecutor(4) as pool:
-                list(pool.map(lambda first: convert(site, first, 100), range(0, 10_000, 100)))
-                before = rss_kib(pid)
-                firsts = range(10_000, 100_000, 100)
-                list(pool.map(lambda first: convert(site, first, 100), firsts))
-            wait_until(lambda: stats(site)["queued"] == 0, "everything handed to the broker", 60)
-            after = rss_kib(pid)
-            counters = stats(site)
-            assert (counters["sent"], counters["dropped"]) == (100_000, 0), counters
-            assert stats(site)["pid"] == pid
-            assert after - before < 20_000, f"the web process grew from {before} to {after} KiB"
-            wait_until(lambda: "Retry in" in worker.output(), "the worker retrying", 30)
-            data_api.start()
-            assert_all_arrived(data_api, 100_000, timeout=180)
-            worker.stop(timeout=60)
+    with site_and_worker(tmp_path, data_api, "redis", workers=1) as (site, worker):
+        pid = stats(site)["pid"]
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda first: convert(site, first, 100), range(0, 10_000, 100)))
+            before = rss_kib(pid)
+            firsts = range(10_000, 100_000, 100)
+            list(pool.map(lambda first: convert(site, first, 100), firsts))
+        wait_until(lambda: stats(site)["queued"] == 0, "everything handed to the broker", 60)
+        after = rss_kib(pid)
+        counters = stats(site)
+        assert (counters["sent"], counters["dropped"]) == (100_000, 0), counters
+        assert stats(site)["pid"] == pid
+        assert after - before < 20_000, f"the web process grew from {before} to {after} KiB"
+        wait_until(lambda: "Retry in" in worker.output(), "the worker retrying", 30)
+        data_api.start()
+        assert_all_arrived(data_api, 100_000, timeout=180)
+        worker.stop(timeout=60)
     assert "dropped" not in worker.output()
 
 
@@ -185,30 +195,34 @@ def test_a_web_worker_killed(handoff: str, data_api: DataApiServer, tmp_path: Pa
     ``FLUSH_INTERVAL`` before the kill (the measure is printed)."""
     interval = 1.0
     settings = {"HANDOFF": handoff, "FLUSH_INTERVAL": interval, "HANDOFF_TIMEOUT": 2.0}
-    with durable_site(tmp_path, data_api, "redis", kameleoon=settings, workers=1) as (site, env):
-        with spawn(celery_worker("--concurrency=2"), tmp_path / "worker.log", env=env):
-            pid = stats(site)["pid"]
-            answered: list[float] = []  # when each request (10 conversions) was answered
-            started = time.monotonic()
-            while time.monotonic() - started < 3.0:
-                convert(site, len(answered) * 10, 10)
-                answered.append(time.monotonic())
-            os.kill(pid, signal.SIGKILL)
-            killed_at = time.monotonic()
-            sent = len(answered) * 10
-            window = 10 * sum(1 for at in answered if at > killed_at - interval)
-            if handoff == "inline":
-                assert_all_arrived(data_api, sent)
-                lost = 0
-            else:
-                data_api.wait_for_events(sent - window, timeout=30)
-                # Nothing more is coming: the killed process held the rest.
-                time.sleep(2 * interval)
-                lost = sent - len(data_api.events)
-                assert lost <= window
-            assert data_api.duplicates == []
-    print(f"\n{handoff}: web worker SIGKILLed: {lost} of {sent} conversions lost "
-          f"({window} arrived in the last FLUSH_INTERVAL of {interval} s)")
+    with site_and_worker(tmp_path, data_api, "redis", kameleoon=settings, workers=1) as (
+        site,
+        _worker,
+    ):
+        pid = stats(site)["pid"]
+        answered: list[float] = []  # when each request (10 conversions) was answered
+        started = time.monotonic()
+        while time.monotonic() - started < 3.0:
+            convert(site, len(answered) * 10, 10)
+            answered.append(time.monotonic())
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        sent = len(answered) * 10
+        window = 10 * sum(1 for at in answered if at > killed_at - interval)
+        if handoff == "inline":
+            assert_all_arrived(data_api, sent)
+            lost = 0
+        else:
+            data_api.wait_for_events(sent - window, timeout=30)
+            # Nothing more is coming: the killed process held the rest.
+            time.sleep(2 * interval)
+            lost = sent - len(data_api.events)
+            assert lost <= window
+        assert data_api.duplicates == []
+    print(
+        f"\n{handoff}: web worker SIGKILLed: {lost} of {sent} conversions lost "
+        f"({window} arrived in the last FLUSH_INTERVAL of {interval} s)"
+    )
 
 
 @contextlib.contextmanager
@@ -245,9 +259,10 @@ def test_the_broker_down_for_a_while(handoff: str, data_api: DataApiServer, tmp_
     }
     with own_redis(tmp_path, port) as redis:
         env = {"KAMELEOON_TEST_BROKER": f"redis://127.0.0.1:{port}/0"}
-        with durable_site(
-            tmp_path, data_api, "redis", kameleoon=settings, workers=1, env=env
-        ) as (site, site_env):
+        with durable_site(tmp_path, data_api, "redis", kameleoon=settings, workers=1, env=env) as (
+            site,
+            site_env,
+        ):
             convert(site, 0, 100)
             wait_until(lambda: stats(site)["sent"] == 100, "the first events handed off")
             redis.stop(signal.SIGKILL, timeout=10)
@@ -261,13 +276,19 @@ def test_the_broker_down_for_a_while(handoff: str, data_api: DataApiServer, tmp_
             assert 500 - settings_batch <= dropped <= 500, stats(site)
             # The broker back (from its append-only file: what it had is kept); a worker
             # started then (Celery's own recovery from a lost broker is not under test).
-            with own_redis(tmp_path, port), spawn(
-                celery_worker("--concurrency=1"), tmp_path / "worker.log", env=site_env
-            ) as worker:
+            with (
+                own_redis(tmp_path, port),
+                spawn(
+                    celery_worker("--concurrency=1"), tmp_path / "worker.log", env=site_env
+                ) as worker,
+            ):
                 wait_until(lambda: stats(site)["queued"] == 0, "the buffer handed off", 30)
                 kept = 1600 - dropped
                 events = data_api.wait_for_events(kept, timeout=60)
                 assert len({e["nonce"] for e in events}) == kept
                 assert data_api.duplicates == [] and data_api.violations == []
                 worker.stop(timeout=30)
-    print(f"\n{handoff}: broker down: slowest page {slowest * 1000:.0f} ms, {dropped} of 1,500 dropped")
+    print(
+        f"\n{handoff}: broker down: slowest page {slowest * 1000:.0f} ms, "
+        f"{dropped} of 1,500 dropped"
+    )
