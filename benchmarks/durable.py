@@ -1,7 +1,8 @@
 """``make durable``: the durable backends' figures, on this machine (local Redis, local sink).
 
 1. Added request-path cost of one ``track_conversion`` per backend and mode, side by side in one
-   run: the threaded backend, ``CeleryBackend`` batched and inline (Redis on loopback).
+   run: the threaded backend, ``CeleryBackend`` batched and inline (Redis on loopback), and
+   ``TasksBackend`` batched.
 2. Events per second one Celery worker process (prefork, concurrency 1) delivers to the
    benchmarks' local sink, with ``MAX_BATCH_EVENTS`` events per task message.
 
@@ -36,8 +37,8 @@ django.setup()
 from django.test import override_settings  # noqa: E402
 
 import django_kameleoon  # noqa: E402
-from django_kameleoon.backends import reset_backend  # noqa: E402
 from benchmarks.harness import Sink  # noqa: E402
+from django_kameleoon.backends import reset_backend  # noqa: E402
 from django_kameleoon.testing import DataApiServer  # noqa: E402
 
 BATCH = 1000
@@ -48,6 +49,9 @@ MODES = {
         "BACKEND": "django_kameleoon.backends.celery.CeleryBackend",
         "HANDOFF": "inline",
     },
+    # The Tasks framework's default (ImmediateBackend): batched, the request path is the same
+    # append whatever the TASKS backend; the hand-off thread runs the task.
+    "tasks batched": {"BACKEND": "django_kameleoon.backends.tasks.TasksBackend"},
 }
 
 
