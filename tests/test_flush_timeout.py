@@ -6,15 +6,13 @@ deliver.
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import django_kameleoon
 from django_kameleoon.testing import DataApiServer
-from tests.support import Configure
+from tests.support import Configure, returns
 
 OUTAGES = ["refused", "hanging"]
 
@@ -24,16 +22,6 @@ def outage(data_api: DataApiServer, kind: str) -> None:
         data_api.stop()
     else:
         data_api.delay(60, times=100)  # connections accepted, never answered
-
-
-def returns(call: Callable[[], Any], within: float = 20.0) -> Any:
-    """``call()``'s value; the test fails (rather than hangs) if it does not return in time."""
-    result: list[Any] = []
-    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
-    thread.start()
-    thread.join(within)
-    assert result, f"still blocked after {within} s"
-    return result[0]
 
 
 @pytest.mark.parametrize("kind", OUTAGES)
