@@ -331,6 +331,11 @@ def _optional_seconds(value: Any) -> str | None:
     return None if ok else "must be a positive whole number of seconds, or None"
 
 
+def _optional_positive_number(value: Any) -> str | None:
+    ok = value is None or _positive_number(value) is None
+    return None if ok else "must be a positive number of seconds, or None"
+
+
 def _samesite(value: Any) -> str | None:
     ok = value is None or value in SAMESITE_VALUES
     return None if ok else f"{value!r} is not one of {SAMESITE_VALUES} or None"
@@ -451,10 +456,21 @@ class Settings:
     NOT_BOT_PATTERNS: tuple[str, ...] = setting(
         (), validate=_regex_list, check_id="E052", convert=_as_tuple
     )
+    FLUSH_TIMEOUT: float = setting(30.0, validate=_positive_number, check_id="E031")
+    READ_TIMEOUT_MAX: float | None = setting(
+        None, validate=_optional_positive_number, check_id="E032"
+    )
     HANDOFF: Literal["batched", "inline"] = setting("batched", validate=_handoff, check_id="E060")
     CELERY_QUEUE: str | None = setting(None, validate=_optional_name, check_id="E061")
     TASKS_BACKEND: str = setting("default", validate=_alias, check_id="E062")
     HANDOFF_TIMEOUT: float = setting(0.25, validate=_positive_number, check_id="E063")
+
+    @cached_property
+    def read_timeout_max(self) -> float:
+        """The longest wait for an answer from a slow API: ``READ_TIMEOUT_MAX``, by default
+        four times ``TIMEOUT``, and never less than ``TIMEOUT``."""
+        limit = 4 * self.TIMEOUT if self.READ_TIMEOUT_MAX is None else self.READ_TIMEOUT_MAX
+        return max(limit, self.TIMEOUT)
 
     @cached_property
     def consent_callable(self) -> Callable[[Any], Any] | None:

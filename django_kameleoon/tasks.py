@@ -35,13 +35,13 @@ TASKS_MODULES = ("django.tasks", "django_tasks")
 MISCONFIGURED_DELAY = 60.0
 
 
-def _run(payload: list[dict[str, Any]], run: int, failures: int) -> Later | None:
+def _run(payload: list[dict[str, Any]], failures: int, counted: int) -> Later | None:
     """Deliver, or (settings invalid on this worker) hand the whole batch back for later."""
     try:
-        return _deliver(payload, run=run, failures=failures)
+        return _deliver(payload, failures=failures, counted=counted)
     except ImproperlyConfigured as exc:
         report_misconfiguration(exc)
-        return Later(payload, MISCONFIGURED_DELAY, failures)
+        return Later(payload, MISCONFIGURED_DELAY, failures, counted)
 
 
 def tasks_framework() -> Any:
@@ -68,11 +68,14 @@ else:
         ignore_result=True,
         max_retries=None,  # an outage is retried for as long as it lasts; MAX_RETRIES the rest
     )
-    def deliver_batch(self: Any, events: list[dict[str, Any]], failures: int = 0) -> None:
+    def deliver_batch(
+        self: Any, events: list[dict[str, Any]], failures: int = 0, counted: int = 0
+    ) -> None:
         """Deliver one batch; hand what must wait back to the broker with a countdown."""
-        later = _run(events, self.request.retries + 1, failures)
+        later = _run(events, failures, counted)
         if later is not None:
-            raise self.retry(args=(later.events, later.failures), countdown=later.delay)
+            args = (later.events, later.failures, later.counted)
+            raise self.retry(args=args, countdown=later.delay)
 
 
 def _tasks_alias() -> str:
@@ -86,17 +89,17 @@ def _tasks_alias() -> str:
     return alias if isinstance(alias, str) else "default"
 
 
-def deliver_batch_task(events: list[dict[str, Any]], failures: int = 0, run: int = 1) -> None:
+def deliver_batch_task(events: list[dict[str, Any]], failures: int = 0, counted: int = 0) -> None:
     """Deliver one batch; what must wait is enqueued again with ``run_after`` (a backend that
     cannot defer, such as the ImmediateBackend, waits here instead: the system check warns)."""
     while True:
-        later = _run(events, run, failures)
+        later = _run(events, failures, counted)
         if later is None:
             return
-        events, failures, run = later.events, later.failures, run + 1
+        events, failures, counted = later.events, later.failures, later.counted
         task = _task_for(later.delay)
         if task is not None:
-            task.enqueue(later.events, later.failures, run)
+            task.enqueue(events, failures, counted)
             return
         time.sleep(later.delay)
 

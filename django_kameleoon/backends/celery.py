@@ -27,8 +27,8 @@ class CeleryPublisher(Publisher):
     (visitor data) into the message's headers, where workers and monitors would log them.
     """
 
-    def __init__(self, settings: Settings, counters: Counters) -> None:
-        super().__init__(settings, counters)
+    def __init__(self, settings: Settings, counters: Counters, **options: Any) -> None:
+        super().__init__(settings, counters, **options)
         from celery import current_app
 
         from django_kameleoon.tasks import CELERY_TASK_NAME

@@ -47,8 +47,8 @@ class Publisher(Delivery):
     posts each message as one body.
     """
 
-    def __init__(self, settings: Settings, counters: Counters) -> None:
-        super().__init__(settings, counters)
+    def __init__(self, settings: Settings, counters: Counters, **options: Any) -> None:
+        super().__init__(settings, counters, **options)
         #: Set while publishing fails, cleared by the next success: ``inline`` mode does not
         #: make requests wait for a queue that is down.
         self.failing = False

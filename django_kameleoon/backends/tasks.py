@@ -21,8 +21,8 @@ __all__ = ["TasksBackend"]
 
 
 class TasksPublisher(Publisher):
-    def __init__(self, settings: Settings, counters: Counters) -> None:
-        super().__init__(settings, counters)
+    def __init__(self, settings: Settings, counters: Counters, **options: Any) -> None:
+        super().__init__(settings, counters, **options)
         from django_kameleoon.tasks import deliver_batch_task
 
         task: Any = deliver_batch_task
