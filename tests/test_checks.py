@@ -100,6 +100,7 @@ BAD_VALUES: dict[str, tuple[Any, str]] = {
     "STATICDATA_VOCABULARY": ("sdk", "E050"),
     "BOT_PATTERNS": (["(unclosed"], "E051"),
     "NOT_BOT_PATTERNS": ("PartnerApp/", "E052"),
+    "PAGE_VIEWS": ("both", "E070"),
 }
 
 
