@@ -1,5 +1,8 @@
 """``KameleoonMiddleware``: turns each page a person views into STATICDATA and PAGE events.
 
+Pages that ``{% kameleoon_beacon %}`` counts (``PAGE_VIEWS``, see ``beacon``) are left to the
+beacon view, which makes their events with this module's :func:`queue_page_view`.
+
 The middleware works on the way out, once the response is known, because only then can it
 tell a page view (a GET answered 2xx with HTML) from everything else. Its work is pure CPU
 (a few string checks, a cached User-Agent lookup) plus one append to the backend's queue, so it

@@ -31,7 +31,10 @@ from tests.support import (
     COOKIE,
     GOOGLEBOT,
     NEW_CODE,
+    SITE_CACHE,
     Configure,
+    asgi,
+    async_browser,
     browser,
     browser_requests,
     delivered,
@@ -40,16 +43,6 @@ from tests.support import (
 #: This module is also a URLconf without the beacon's URLs (``ROOT_URLCONF=__name__``).
 urlpatterns = [path("beacon/page/", views.beacon_page)]
 
-SITE_CACHE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django_kameleoon.middleware.KameleoonMiddleware",
-    "django.middleware.cache.UpdateCacheMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.middleware.cache.FetchFromCacheMiddleware",
-]
 IMG_RE = re.compile(r"<img [^>]*>")
 SRC_RE = re.compile(r'src="([^"]+)"')
 
@@ -263,6 +256,17 @@ def test_every_answer_is_the_gif_even_to_other_methods(
     response = getattr(browser(), method)(src)
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     assert delivered(data_api) == []
+
+
+def test_under_asgi_a_consent_callable_may_use_the_orm(
+    kameleoon: Configure, data_api: DataApiServer
+) -> None:
+    """The view is sync: under ASGI Django runs it in a thread, where the ORM is allowed."""
+    kameleoon(PAGE_VIEWS="auto", CONSENT="tests.consent.like_the_orm")
+    src = beacon_src(browser().get("/beacon/page/"))
+    referer = {"referer": "http://testserver/beacon/page/"}
+    assert_gif(asgi(async_browser(), "get", src, headers=referer))
+    assert [p["href"] for p in pages(data_api)] == ["http://testserver/beacon/page/"]
 
 
 @override_settings(KAMELEOON={"SITE_CODE": "bad code"})

@@ -34,7 +34,7 @@ from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.test import override_settings
 
 from django_kameleoon.testing import DataApiServer
-from tests.support import CHROME, COOKIE, NEW_CODE, Configure, delivered
+from tests.support import CHROME, COOKIE, NEW_CODE, SITE_CACHE, Configure, delivered
 
 CHROMIUM = next(
     filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None
@@ -60,16 +60,6 @@ FLAGS = [
     "--remote-debugging-pipe",
 ]
 TIMEOUT = 30.0
-SITE_CACHE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django_kameleoon.middleware.KameleoonMiddleware",
-    "django.middleware.cache.UpdateCacheMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.middleware.cache.FetchFromCacheMiddleware",
-]
 #: What the page tells about itself once loaded: which render it is, and whether its beacon
 #: loaded as the 1x1 image.
 PAGE_STATE = (
