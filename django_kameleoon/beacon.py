@@ -66,7 +66,9 @@ def sign_page(href: str | None, page: Mapping[str, Any]) -> str:
     data: dict[str, Any] = {short: page[name] for short, name in _FIELDS.items() if name in page}
     if href:
         data[_HREF] = href
-    return signing.dumps(data, salt=_SALT, compress=True)
+    # No timestamp (``signing.dumps`` adds one): a cached page's token must stay valid as long
+    # as the page is served, and the same page renders the same image every time.
+    return signing.Signer(salt=_SALT).sign_object(data, compress=True)
 
 
 def read_token(token: str) -> tuple[str | None, dict[str, Any]]:
@@ -77,7 +79,7 @@ def read_token(token: str) -> tuple[str | None, dict[str, Any]]:
     """
     if len(token) > MAX_TOKEN_LENGTH:
         raise signing.BadSignature("the token is longer than any page signs")
-    data = signing.loads(token, salt=_SALT)
+    data = signing.Signer(salt=_SALT).unsign_object(token)
     if not isinstance(data, dict):
         raise TypeError("the token holds no page")
     href = data.get(_HREF)
