@@ -157,6 +157,9 @@ def test_the_beacon_counts_the_page_once_with_the_browsers_own_details(
     assert_gif(gif)
     code = gif.cookies[COOKIE].value
     assert NEW_CODE.fullmatch(code)
+    # No session, no CSRF cookie: the visitor's two cookies only. (No database either: this
+    # test may not use one.)
+    assert set(gif.cookies) == {COOKIE, f"{COOKIE}Refreshed"}
     events = delivered(data_api)
     assert [e["eventType"] for e in events] == ["STATICDATA", "PAGE"]
     static, page_event = events
@@ -256,7 +259,7 @@ def test_every_answer_is_the_gif_even_to_other_methods(
     data_api: DataApiServer, method: str
 ) -> None:
     src = beacon_src(browser().get("/beacon/page/"))
-    response = getattr(browser(), method)(src)
+    response = getattr(browser(enforce_csrf_checks=True), method)(src)
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     assert delivered(data_api) == []
 
