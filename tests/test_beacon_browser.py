@@ -93,7 +93,8 @@ class DevTools:
         self._ids = iter(range(1, 1 << 30))
         self._messages: list[dict[str, Any]] = []
         self._arrived = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         buffer = b""
@@ -151,6 +152,9 @@ class DevTools:
                 self.process.kill()
                 self.process.wait()
         os.close(self._send_fd)
+        self._reader.join(TIMEOUT)  # the pipe's end: Chromium and its children are gone
+        if not self._reader.is_alive():
+            os.close(self._receive_fd)
 
 
 class Tab:
