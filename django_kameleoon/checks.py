@@ -12,6 +12,8 @@
   or after a subclass of one;
 - ``W004`` a Django templates backend lacks the ``request`` context processor the tags need;
 - ``W070`` ``PAGE_VIEWS`` needs the beacon, but its URL is not mounted.
+- ``E064``-``E068``, ``W060``, ``W061``: a durable backend (Celery, Django Tasks) whose framework
+  is missing or not set up, or that cannot be durable as configured (``check_backend_setup``).
 
 ``W003`` (listed before ``ConditionalGetMiddleware``) is no longer reported: a 304 counts as a
 page view whichever of the two comes first.
@@ -34,11 +36,12 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
 from django_kameleoon.beacon import BEACON_URL_NAME
-from django_kameleoon.conf import get_settings, settings_problems
+from django_kameleoon.conf import get_settings, load_settings, settings_problems
 from django_kameleoon.lifecycle import uwsgi_threads_problem
 
 __all__ = [
     "MIDDLEWARE_PATH",
+    "check_backend_setup",
     "check_beacon_urls",
     "check_context_processor",
     "check_middleware",
@@ -198,3 +201,26 @@ def check_beacon_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
             )
         ]
     return []
+
+
+@register()
+def check_backend_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The framework a durable backend hands events to is installed and set up.
+
+    Asked of the backend class itself (``setup_problems``), which refuses to start on the same
+    errors; nothing is reported while ``BACKEND`` is itself invalid (``E005`` says so).
+    """
+    try:
+        current = load_settings(getattr(settings, "KAMELEOON", None))
+        backend = import_string(current.BACKEND)
+    except Exception:
+        return []
+    problems = getattr(backend, "setup_problems", None)
+    if problems is None:
+        return []
+    return [
+        (Error if problem.check_id.startswith("E") else Warning)(
+            problem.message, id=f"django_kameleoon.{problem.check_id}"
+        )
+        for problem in problems(current)
+    ]

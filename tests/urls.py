@@ -21,6 +21,8 @@ urlpatterns = [
     path("error/", views.server_error),
     path("code.json", views.code_in_json),
     path("buy/", views.buy),
+    path("convert/<int:first>/<int:count>/", views.convert_many),
+    path("api/stats.json", views.backend_stats),
     path("thanks/", views.thanks),
     path("orders/<int:order>/thanks/", views.order_thanks),
     path("async/page/", views.async_page),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -87,6 +88,22 @@ def server_error(request: HttpRequest) -> HttpResponse:
 def code_in_json(request: HttpRequest) -> JsonResponse:
     """A non-page that uses the visitor code: the code must still be stored in the cookie."""
     return JsonResponse({"visitor": django_kameleoon.get_visitor_code(request)})
+
+
+@csrf_exempt
+def convert_many(request: HttpRequest, first: int, count: int) -> HttpResponse:
+    """Conversions of visitors ``conv-<first>`` to ``conv-<first + count - 1>``, in one request:
+    how the durable tests push thousands of events through a real server quickly."""
+    for number in range(first, first + count):
+        django_kameleoon.track_conversion(f"conv-{number}", 42, revenue=1.0)
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def backend_stats(request: HttpRequest) -> JsonResponse:
+    """This process's backend counters and pid: what the reliability tests read of a server."""
+    from django_kameleoon.backends import get_backend
+
+    return JsonResponse({**get_backend().stats(), "pid": os.getpid()})
 
 
 @csrf_exempt
