@@ -224,12 +224,17 @@ class ThreadedBackend(BaseBackend):
     def _next_batch(self) -> list[Event] | None:
         """Wait for a full batch, a flush, a caller waiting for room, the interval, or
         shutdown; None when done. An empty batch, early, when a full queue is to be reported
-        (the interval, when it ends before the next one, goes on)."""
+        (the interval, when it ends before the next one, goes on).
+
+        A flush with nothing queued is no reason to return: ``flush()`` callers that have been
+        answered but not yet run would otherwise keep this thread spinning on empty batches.
+        """
         with self._cond:
             if self._due is None:
                 self._due = time.monotonic() + self._interval
             while (
-                not (self._stopping or self._flushing or self._room_waiters)
+                not self._stopping
+                and not ((self._flushing or self._room_waiters) and self._queue)
                 and len(self._queue) < self._batch
             ):
                 remaining = self._due - time.monotonic()
