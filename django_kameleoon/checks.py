@@ -11,6 +11,7 @@
 - ``W002`` the middleware is listed after one that answers pages without it (cache, flatpages),
   or after a subclass of one;
 - ``W004`` a Django templates backend lacks the ``request`` context processor the tags need;
+- ``W070`` ``PAGE_VIEWS`` needs the beacon, but its URL is not mounted.
 - ``E064``-``E068``, ``W060``, ``W061``: a durable backend (Celery, Django Tasks) whose framework
   is missing or not set up, or that cannot be durable as configured (``check_backend_setup``).
 
@@ -30,14 +31,18 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from django_kameleoon.conf import load_settings, settings_problems
+from django_kameleoon.beacon import BEACON_URL_NAME
+from django_kameleoon.conf import get_settings, load_settings, settings_problems
 from django_kameleoon.lifecycle import uwsgi_threads_problem
 
 __all__ = [
     "MIDDLEWARE_PATH",
     "check_backend_setup",
+    "check_beacon_urls",
     "check_context_processor",
     "check_middleware",
     "check_settings",
@@ -166,6 +171,36 @@ def check_uwsgi_threads(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             id="django_kameleoon.E002",
         )
     ]
+
+
+@register()
+def check_beacon_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``PAGE_VIEWS`` ``"beacon"`` and ``"auto"`` count pages by the beacon's image, which needs
+    its URL; without it ``{% kameleoon_beacon %}`` renders nothing and logs why."""
+    try:
+        mode = get_settings().PAGE_VIEWS
+    except ImproperlyConfigured:
+        return []  # check_settings reports it
+    if mode == "middleware":
+        return []
+    try:
+        reverse(BEACON_URL_NAME)
+    except NoReverseMatch:
+        consequence = (
+            "no page view is counted"
+            if mode == "beacon"
+            else "the middleware counts the pages that carry it"
+        )
+        return [
+            Warning(
+                f"KAMELEOON['PAGE_VIEWS'] is {mode!r}, but the beacon's URL is not mounted: "
+                f"{{% kameleoon_beacon %}} renders nothing, so {consequence}.",
+                hint='Add path("kameleoon/", include("django_kameleoon.urls")) to your '
+                "ROOT_URLCONF.",
+                id="django_kameleoon.W070",
+            )
+        ]
+    return []
 
 
 @register()

@@ -62,6 +62,9 @@ logger = logging.getLogger("django_kameleoon")
 
 BODY_FORMATS = ("json", "query")
 VOCABULARIES = ("kameleoon", "names")
+#: Who counts page views: the middleware, the ``{% kameleoon_beacon %}`` image, or each where
+#: it applies (the beacon on pages that carry it, the middleware elsewhere).
+PAGE_VIEW_MODES = ("middleware", "beacon", "auto")
 SAMESITE_VALUES = ("Lax", "Strict", "None")
 SITE_CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: The Data API's endpoint, below ``DATA_API_URL``.
@@ -256,6 +259,10 @@ def _exclude_paths(value: Any) -> str | None:
 
 def _vocabulary(value: Any) -> str | None:
     return None if value in VOCABULARIES else f"{value!r} is not one of {VOCABULARIES}"
+
+
+def _page_views(value: Any) -> str | None:
+    return None if value in PAGE_VIEW_MODES else f"{value!r} is not one of {PAGE_VIEW_MODES}"
 
 
 def _regex_list(value: Any) -> str | None:
@@ -459,6 +466,9 @@ class Settings:
     FLUSH_TIMEOUT: float = setting(30.0, validate=_positive_number, check_id="E031")
     READ_TIMEOUT_MAX: float | None = setting(
         None, validate=_optional_positive_number, check_id="E032"
+    )
+    PAGE_VIEWS: Literal["middleware", "beacon", "auto"] = setting(
+        "middleware", validate=_page_views, check_id="E070"
     )
     HANDOFF: Literal["batched", "inline"] = setting("batched", validate=_handoff, check_id="E060")
     CELERY_QUEUE: str | None = setting(None, validate=_optional_name, check_id="E061")

@@ -12,6 +12,7 @@ management command; see ``scope``) waits for room instead, up to ``FLUSH_TIMEOUT
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -42,6 +43,14 @@ LIVENESS_INTERVAL = 0.25
 
 #: The longest the sender thread goes without reporting a full queue, even while it backs off.
 REPORT_INTERVAL = 1.0
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class ThreadedBackend(BaseBackend):
@@ -109,12 +118,14 @@ class ThreadedBackend(BaseBackend):
                 self._cond.notify()
 
     def _may_wait(self) -> bool:
-        """Whether this caller may wait for room: not a request, not the sender itself."""
+        """Whether this caller may wait for room: not a request, not the sender itself, not
+        an event loop (a websocket consumer serves many clients)."""
         return not (
             self._gave_up_waiting
             or self._stopping
             or in_request()
             or threading.current_thread() is self._thread
+            or _in_event_loop()
         )
 
     def _wait_for_room(self, count: int) -> int:
