@@ -51,10 +51,13 @@ class Figure:
     rounds: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     extra: list[Figure] = field(default_factory=list)  # further goals of the same figure
+    at_least: bool = False  # the goal is a floor (throughput), not a ceiling
 
     @property
     def passed(self) -> bool | None:
-        return None if self.limit is None else self.value <= self.limit
+        if self.limit is None:
+            return None
+        return self.value >= self.limit if self.at_least else self.value <= self.limit
 
 
 def _rounds(series: dict[str, Series], scale: float = 1.0) -> dict[str, list[float]]:

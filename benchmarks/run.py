@@ -26,7 +26,7 @@ from benchmarks.figures import Figure
 from benchmarks.harness import Sink, guard_network
 
 HERE = Path(__file__).parent
-ALL = ("conversion", "pageview", "delivery", "useragent", "memory")
+ALL = ("conversion", "pageview", "delivery", "useragent", "memory", "load")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" in wanted:
             results.append(step("memory", figures.memory(rounds=3)))
         close_sdk_client(sdk)
+        if "load" in wanted:
+            from benchmarks.load import load
+
+            # Real servers in their own processes; quick: 2 rounds of 3 s.
+            timing = {"rounds": 2, "seconds": 3.0} if options.quick else {}
+            for figure in load(sink, **timing):
+                results.append(step(figure.name, figure))
     finally:
         sink.close()
     elapsed = time.perf_counter() - started
@@ -127,6 +134,10 @@ def _number(value: float | None, unit: str) -> str:
         return f"{value:,.0f} B"
     if unit == "s":
         return f"{value:.2f} s"
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    if unit == "req/s":
+        return f"{value:,.0f}/s"
     if abs(value) >= 100:
         return f"{value:,.0f} µs"
     return f"{value:.2f} µs" if abs(value) < 10 else f"{value:.1f} µs"
