@@ -246,7 +246,7 @@ def _one_server(
                 ("p99 ms", "p99_us", 1e3, 2),
                 ("server CPU µs/req", "cpu_us", 1, 0),
             )
-        ),  # fmt: skip
+        ),
         "ours vs the peer: "
         + ", ".join(
             f"{label} {m['ours'][key] / peer[key]:.2f}x"

@@ -26,7 +26,7 @@ from benchmarks.figures import Figure
 from benchmarks.harness import Sink, guard_network
 
 HERE = Path(__file__).parent
-ALL = ("conversion", "pageview", "delivery", "useragent", "memory", "load")
+ALL = ("conversion", "pageview", "growth", "delivery", "useragent", "memory", "load")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             # The noisiest figure (a difference of differences): more rounds.
             page_rounds = rounds if options.quick else 7
             results.append(step("page view", figures.page_view(sink, sdk, rounds=page_rounds)))
+        if "growth" in wanted:
+            growth_rounds = 2 if options.quick else 3
+            results.append(step("growth", figures.growth(sink, rounds=growth_rounds)))
         if "delivery" in wanted:
             results.append(step("delivery", figures.delivery(sink, rounds=3)))
         if "useragent" in wanted:
