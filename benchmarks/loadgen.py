@@ -48,26 +48,40 @@ def request(n: int) -> bytes:
 async def _connection(
     host: str, port: int, until: float, counter: list[int], latencies: list[float]
 ) -> tuple[int, int]:
+    """One connection's requests, one at a time; it reconnects when the server closes it
+    (gunicorn's sync workers answer ``Connection: close``, as wrk also handles)."""
     errors = non2xx = 0
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        while time.perf_counter() < until:
-            counter[0] += 1
-            start = time.perf_counter()
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    while time.perf_counter() < until:
+        counter[0] += 1
+        start = time.perf_counter()
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(host, port)
+            assert reader is not None
             writer.write(request(counter[0]))
             head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
+            length, close = 0, False
             for line in head.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
+                name = name.strip().lower()
+                if name == b"content-length":
                     length = int(value)
+                elif name == b"connection" and value.strip().lower() == b"close":
+                    close = True
             await reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError):
+            errors += 1
+            close = True
+        else:
             latencies.append(time.perf_counter() - start)
             if not head.startswith((b"HTTP/1.1 2", b"HTTP/1.0 2")):
                 non2xx += 1
-    except (OSError, asyncio.IncompleteReadError):
-        errors += 1
-    finally:
+        if close and writer is not None:
+            writer.close()
+            reader = writer = None
+    if writer is not None:
         writer.close()
     return errors, non2xx
 
