@@ -227,9 +227,9 @@ def _one_server(
     first, *extra = lines
     first.extra = extra
     first.rounds = {
-        f"{stack} {key}": [r["requests"] / r["seconds"] if key == "req/s" else r[key] / 1e3
+        f"{stack} {key}": [r["requests"] / r["seconds"] if key == "req/s" else r["p99_us"] / 1e3
                            for r in results[stack]]
-        for stack in STACKS for key in ("req/s", "p99_us")
+        for stack in STACKS for key in ("req/s", "p99 ms")
     }  # fmt: skip
     peer = m["peer"]
     first.notes = [
