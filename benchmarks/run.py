@@ -181,7 +181,8 @@ def report(
         out.append("  ".join(cells).rstrip())
     out += [
         "",
-        "ratio = ours / peer; lower is better. Every figure is a median of alternating rounds.",
+        "ratio = ours / peer; lower is better, except throughput (its goal is a floor). Every "
+        "figure is a median of alternating rounds.",
         f"- check: {check}",
         f"- network guard: {len(harness.blocked)} attempt(s) to reach beyond 127.0.0.1 refused"
         + (f" ({', '.join(sorted(set(harness.blocked))[:5])})" if harness.blocked else ""),
