@@ -95,12 +95,24 @@ def test_checks_of_the_tasks_backend() -> None:
     ]
 
 
+@pytest.fixture
+def no_celery_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Celery's fallback app, as in a site that made none: an app that another test module
+    built in this process (tests/reliability/test_celery.py) is forgotten for the test."""
+    from celery import _state
+
+    monkeypatch.setattr(_state, "default_app", None)
+    monkeypatch.setattr(_state._tls, "current_app", None)
+
+
+@pytest.mark.usefixtures("no_celery_app")
 def test_checks_of_the_celery_backend() -> None:
     """The suite's settings make no Celery app: Celery's fallback app is not set up."""
     assert durable_ids(BACKEND=CELERY_BACKEND) == [("django_kameleoon.E065", ERROR)]
     assert durable_ids() == []
 
 
+@pytest.mark.usefixtures("no_celery_app")
 def test_a_backend_whose_framework_is_not_set_up_fails_no_request(
     kameleoon: Configure, data_api: DataApiServer, caplog: pytest.LogCaptureFixture
 ) -> None:

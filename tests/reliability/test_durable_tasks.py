@@ -103,7 +103,7 @@ def test_database_backend_waits_out_an_outage(data_api: DataApiServer, tmp_path:
             convert(site, first, 100)
         # Each run fails once and enqueues its batch again, deferred: several runs of each.
         worker.wait_for(
-            lambda: worker.output().count("Kameleoon: connection failed") >= 6,
+            lambda: worker.output().count("connection failed: ConnectionError") >= 6,
             "the batches tried again, run after run",
             60,
         )
