@@ -5,7 +5,7 @@ DJANGO ?= Django>=4.2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint format bench demo serve ci clean isbot durable
+.PHONY: test lint format bench load demo serve ci clean isbot durable
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Only the real-server figure (gunicorn sync and gthread, uvicorn; wrk if installed), ~4 minutes.
+load: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run --only load --no-write
 
 # Vendor isbot's bot pattern list (npm and node needed): `make isbot` or `make isbot ISBOT=5.2.3`.
 ISBOT ?= latest

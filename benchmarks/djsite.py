@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
 
-__all__ = ["STARTPROJECT_MIDDLEWARE", "configure", "handler", "urlpatterns"]
+__all__ = ["STARTPROJECT_MIDDLEWARE", "async_urlpatterns", "configure", "handler", "urlpatterns"]
 
 HOST = "shop.example.com"
 
@@ -35,11 +35,12 @@ def with_middleware(extra: str) -> list[str]:
     return [STARTPROJECT_MIDDLEWARE[0], extra, *STARTPROJECT_MIDDLEWARE[1:]]
 
 
-def configure(kameleoon: dict[str, Any]) -> None:
+def configure(kameleoon: dict[str, Any], **overrides: Any) -> None:
+    """Django's settings for the benchmark site; ``overrides`` replace any of them."""
     import django
     from django.conf import settings
 
-    settings.configure(
+    options: dict[str, Any] = dict(
         DEBUG=False,
         SECRET_KEY="benchmark-only-not-secret",
         ALLOWED_HOSTS=[HOST],
@@ -74,6 +75,8 @@ def configure(kameleoon: dict[str, Any]) -> None:
         LOGGING_CONFIG=None,
         KAMELEOON=kameleoon,
     )
+    options.update(overrides)
+    settings.configure(**options)
     django.setup()
 
 
@@ -100,9 +103,19 @@ def page(request: HttpRequest, **kwargs: Any) -> HttpResponse:
     return render(request, "page.html", context)
 
 
-urlpatterns = [
-    path("", page),
-    path("products/<int:pk>/", page),
-    path("category/<slug:name>/", page),
-    path("blog/<slug:slug>/", page),
-]
+async def async_page(request: HttpRequest, **kwargs: Any) -> HttpResponse:
+    """The same page from an async view, as an ASGI site serves it (rendering is pure CPU)."""
+    return page(request, **kwargs)
+
+
+def _routes(view: Any) -> list[Any]:
+    return [
+        path("", view),
+        path("products/<int:pk>/", view),
+        path("category/<slug:name>/", view),
+        path("blog/<slug:slug>/", view),
+    ]
+
+
+urlpatterns = _routes(page)
+async_urlpatterns = _routes(async_page)

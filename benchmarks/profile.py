@@ -68,6 +68,7 @@ def pageview(sink: Sink) -> None:
 
 
 def sender(sink: Sink) -> None:
+    from django_kameleoon.backends.base import Counters
     from django_kameleoon.backends.delivery import Delivery
     from django_kameleoon.conf import get_settings
     from django_kameleoon.events import make_event
@@ -78,7 +79,7 @@ def sender(sink: Sink) -> None:
             make_event(codes[i % 1000], "CONVERSION", {"goalId": 42, "revenue": 19.99})
             for i in range(50_000)
         ]
-        delivery = Delivery(get_settings())
+        delivery = Delivery(get_settings(), Counters())
         show("sender: Delivery.deliver(50,000)", lambda: delivery.deliver(events), len(events))
         delivery.close()
 

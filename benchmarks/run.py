@@ -26,7 +26,7 @@ from benchmarks.figures import Figure
 from benchmarks.harness import Sink, guard_network
 
 HERE = Path(__file__).parent
-ALL = ("conversion", "pageview", "delivery", "useragent", "memory")
+ALL = ("conversion", "pageview", "growth", "delivery", "useragent", "memory", "load")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             # The noisiest figure (a difference of differences): more rounds.
             page_rounds = rounds if options.quick else 7
             results.append(step("page view", figures.page_view(sink, sdk, rounds=page_rounds)))
+        if "growth" in wanted:
+            growth_rounds = 2 if options.quick else 3
+            results.append(step("growth", figures.growth(sink, rounds=growth_rounds)))
         if "delivery" in wanted:
             results.append(step("delivery", figures.delivery(sink, rounds=3)))
         if "useragent" in wanted:
@@ -68,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         if "memory" in wanted:
             results.append(step("memory", figures.memory(rounds=3)))
         close_sdk_client(sdk)
+        if "load" in wanted:
+            from benchmarks.load import load
+
+            # Real servers in their own processes; quick: 2 rounds of 3 s.
+            timing = {"rounds": 2, "seconds": 3.0} if options.quick else {}
+            for figure in load(sink, **timing):
+                results.append(step(figure.name, figure))
     finally:
         sink.close()
     elapsed = time.perf_counter() - started
@@ -127,6 +137,10 @@ def _number(value: float | None, unit: str) -> str:
         return f"{value:,.0f} B"
     if unit == "s":
         return f"{value:.2f} s"
+    if unit == "ms":
+        return f"{value:.2f} ms"
+    if unit == "req/s":
+        return f"{value:,.0f}/s"
     if abs(value) >= 100:
         return f"{value:,.0f} µs"
     return f"{value:.2f} µs" if abs(value) < 10 else f"{value:.1f} µs"
@@ -167,7 +181,8 @@ def report(
         out.append("  ".join(cells).rstrip())
     out += [
         "",
-        "ratio = ours / peer; lower is better. Every figure is a median of alternating rounds.",
+        "ratio = ours / peer; lower is better, except throughput (its goal is a floor). Every "
+        "figure is a median of alternating rounds.",
         f"- check: {check}",
         f"- network guard: {len(harness.blocked)} attempt(s) to reach beyond 127.0.0.1 refused"
         + (f" ({', '.join(sorted(set(harness.blocked))[:5])})" if harness.blocked else ""),

@@ -1,0 +1,158 @@
+"""The sender thread never holds the interpreter for long (issue 13).
+
+While the sender holds the GIL, every request thread of the process waits for it. The sender's
+work on a batch is made of short pieces (one event encoded at a time, then the body joined and
+sent), and between two pieces the interpreter can hand the GIL to a request thread. What is
+measured is the longest piece: the sender's own CPU time (``time.thread_time``, which a busy
+machine does not inflate) between two consecutive function calls or returns in the sender
+thread, seen by a profile function. The GIL can only be kept through such a stretch by one C
+call (a json call over a whole batch, say), so this bounds the longest stretch from above;
+garbage collections are left out (the collector runs in whichever thread allocates, and its
+cost is the size of the process's heap, not the sender's), and so are ``bytes.join``, which
+copies a body of over 1 MB without the GIL, and ``socket.sendall``. A ticker thread's lateness would
+measure the same on a quiet machine, but on a loaded one it measures the operating system's
+scheduler. A wall-time figure of the sender belongs to ``make bench``, not here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import pytest
+
+import django_kameleoon
+from django_kameleoon.backends import get_backend
+from django_kameleoon.backends.client import json_array
+from django_kameleoon.backends.threaded import ThreadedBackend
+from django_kameleoon.events import Event, make_event
+from django_kameleoon.testing import DataApiServer
+from tests.support import Configure
+
+#: The longest stretch allowed: well under the 5 ms switch interval a request thread may wait.
+LIMIT = 0.001
+
+#: C calls that work without the GIL: ``bytes.join`` over 1 MB (CPython's stringlib/join.h),
+#: and sending on a socket (the kernel copies the body). Their CPU time is not a stretch the
+#: sender holds the GIL (and below 1 MB, a join takes far less).
+RELEASE_THE_GIL = frozenset({"bytes.join", "socket.sendall"})
+
+
+@dataclass
+class Watch:
+    """The longest stretch of CPU time between two profile events in one thread."""
+
+    thread: str
+    watching: bool = False
+    longest: float = 0.0
+    last: float = 0.0
+    collecting_since: float | None = None
+    collected: float = 0.0  # CPU time spent collecting garbage since ``last``
+
+    def event(self, frame: FrameType, event: str, arg: Any) -> None:
+        if threading.current_thread().name != self.thread:
+            return
+        now = time.thread_time()
+        gil_free = event == "c_return" and getattr(arg, "__qualname__", "") in RELEASE_THE_GIL
+        if self.watching and not gil_free:
+            self.longest = max(self.longest, now - self.last - self.collected)
+        self.collected = 0.0
+        self.last = time.thread_time()
+
+    def gc(self, phase: str, info: dict[str, Any]) -> None:
+        if threading.current_thread().name != self.thread:
+            return
+        if phase == "start":
+            self.collecting_since = time.thread_time()
+        elif self.collecting_since is not None:
+            self.collected += time.thread_time() - self.collecting_since
+            self.collecting_since = None
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[None]:
+        self.longest, self.watching, self.last = 0.0, True, time.thread_time()
+        try:
+            yield
+        finally:
+            self.watching = False
+
+
+@contextlib.contextmanager
+def profiled(thread: str) -> Iterator[Watch]:
+    """Profile threads named ``thread`` started in the block (threading.setprofile)."""
+    watch = Watch(thread)
+    threading.setprofile(watch.event)
+    gc.callbacks.append(watch.gc)
+    try:
+        yield watch
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+        gc.callbacks.remove(watch.gc)
+
+
+def page_views(count: int, seed: int) -> list[Event]:
+    """``count`` events as the middleware makes them: a STATICDATA and a PAGE per page view."""
+    events = []
+    for n in range(count // 2):
+        code = f"gil{seed}v{n:05d}"
+        static = {
+            "browser": "Chrome",
+            "browserVersion": 124.0,
+            "os": "Windows",
+            "deviceType": "DESKTOP",
+            "localeLanguageTag": "en-US",
+            "visitNumber": 3,
+        }
+        page = {
+            "href": f"https://shop.example.com/products/{n}/?utm_source=newsletter",
+            "title": "Product page",
+            "referrerHref": "https://www.google.com/",
+        }
+        events += [make_event(code, "STATICDATA", static), make_event(code, "PAGE", page)]
+    return events
+
+
+def test_the_sender_holds_the_gil_under_1_ms_at_a_time_for_a_full_batch(
+    kameleoon: Configure, data_api: DataApiServer
+) -> None:
+    kameleoon(MAX_BATCH_EVENTS=1000, FLUSH_INTERVAL=60.0)
+    backend = get_backend()
+    assert isinstance(backend, ThreadedBackend)
+    longest = []
+    with profiled("kameleoon-sender") as watch:
+        django_kameleoon.track_conversion("warmup", 1)  # starts the sender, opens the connection
+        assert django_kameleoon.flush(10)
+        for seed in range(3):
+            events = page_views(1000, seed)
+            with watch.watch():
+                backend.send(events)
+                assert django_kameleoon.flush(30)
+            longest.append(watch.longest)
+    assert len(data_api.events) == 1 + 3 * 1000
+    assert statistics.median(longest) < LIMIT, [f"{s * 1e3:.2f} ms" for s in longest]
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 1000])
+def test_a_json_body_is_the_events_in_one_array(count: int) -> None:
+    encoded = [event.to_json().encode() for event in page_views(count, 7)]
+    body = json_array(encoded)
+    assert body == b"[" + b",".join(encoded) + b"]"
+    assert json.loads(body) == [json.loads(e) for e in encoded]
+
+
+def test_the_watch_sees_a_long_stretch() -> None:
+    """The measurement can fail: one json call over a big batch holds the GIL for long."""
+    payload = [event.as_dict() for event in page_views(10_000, 9)]
+    with profiled("encoder") as watch, watch.watch():
+        encoder = threading.Thread(target=json.dumps, args=(payload,), name="encoder")
+        encoder.start()
+        encoder.join()
+    assert watch.longest > LIMIT
