@@ -71,7 +71,11 @@ class DataApiClient:
         body = b"[" + b",".join(encoded) + b"]" if self.json else b"\n".join(encoded)
         limit = self.timeout if timeout is None else max(min(self.timeout, timeout), 0.001)
         try:
-            response = self.session.post(self.url, params=self.params, data=body, timeout=limit)
+            # A redirect is not followed: requests would resend a POST as a GET and lose the
+            # body; the answer (dropped, "HTTP 30x") shows that DATA_API_URL needs fixing.
+            response = self.session.post(
+                self.url, params=self.params, data=body, timeout=limit, allow_redirects=False
+            )
         except requests.Timeout:
             return Answer(Outcome.RETRY, f"no answer within {limit:g} s", outage=True)
         except requests.RequestException as exc:
