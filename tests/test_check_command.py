@@ -33,6 +33,7 @@ def test_everything_in_order(data_api: DataApiServer, kameleoon: Configure) -> N
     assert "System checks\n  no problem found" in screen
     for counter in ("queued", "sent", "retried", "dropped", "requests"):
         assert f"  {counter}: 0" in screen
+    assert "  dropped_by_reason: none" in screen
     assert "everything checked is in order" in screen
     (event,) = data_api.events
     assert (event["eventType"], event["visitorCode"]) == ("STATICDATA", "kameleoon-test-event")
@@ -50,7 +51,8 @@ def test_a_redirect_is_reported_not_followed(
 ) -> None:
     data_api.fail(status, headers={"Location": data_api.url + "/v2/visit/events"})
     screen = check(fails="1 problem found")
-    assert f"NOT reachable: HTTP {status} (a redirect, not followed" in screen
+    target = data_api.url + "/v2/visit/events"
+    assert f"NOT reachable: HTTP {status} redirect to {target}; fix DATA_API_URL" in screen
     assert len(data_api.requests) == 1, "the redirect was followed"
 
 
@@ -91,3 +93,12 @@ def test_the_counters_of_this_process(data_api: DataApiServer, kameleoon: Config
     django_kameleoon.track("visitor1", "CUSTOMDATA", index=1, valuesCountMap={"a": 1})
     screen = check()
     assert "  sent: 1" in screen
+
+
+def test_drops_are_counted_by_reason(data_api: DataApiServer, kameleoon: Configure) -> None:
+    data_api.fail(400)
+    django_kameleoon.track("visitor1", "CUSTOMDATA", index=1, valuesCountMap={"a": 1})
+    assert django_kameleoon.flush(5)
+    screen = check()
+    assert "  dropped: 1" in screen
+    assert "  dropped_by_reason: rejected=1" in screen

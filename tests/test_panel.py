@@ -14,6 +14,7 @@ import pytest
 from django.test import Client
 
 from django_kameleoon.decisions import PAGE_VIEW_REASONS
+from django_kameleoon.testing import DataApiServer
 from tests.support import CHROME, GOOGLEBOT, Configure, async_browser, browser
 
 TOOLBAR_MIDDLEWARE = "debug_toolbar.middleware.DebugToolbarMiddleware"
@@ -168,6 +169,18 @@ def test_the_process_counters(toolbar: Configure) -> None:
     text = panel()
     assert row(text, "sent") == "2"
     assert row(text, "requests") == "1"
+
+
+def test_drops_by_reason(data_api: DataApiServer, toolbar: Configure) -> None:
+    import django_kameleoon
+
+    data_api.fail(400)
+    browser().get("/plain/")
+    assert django_kameleoon.flush(5)
+    browser().get("/api/data.json")
+    text = panel()
+    assert row(text, "dropped") == "2"
+    assert row(text, "dropped_by_reason") == '{"rejected": 2}'
 
 
 def test_an_async_page_view(toolbar: Configure) -> None:

@@ -134,8 +134,6 @@ def _one_line(message: CheckMessage) -> str:
 
 
 def _hint(reason: str) -> str:
-    if re.fullmatch(r"HTTP 3\d\d", reason):
-        return " (a redirect, not followed: set DATA_API_URL to the address it leads to)"
     if reason == "HTTP 403":
         return " (forbidden: check USER_AGENT and SITE_CODE)"
     return ""
