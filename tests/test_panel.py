@@ -26,7 +26,7 @@ def toolbar(settings: Any, kameleoon: Configure) -> Configure:
     """The toolbar on every request, with the panel; the test site's URLs and its own."""
     settings.INSTALLED_APPS = [*settings.INSTALLED_APPS, "debug_toolbar"]
     settings.MIDDLEWARE = [TOOLBAR_MIDDLEWARE, *settings.MIDDLEWARE]
-    settings.ROOT_URLCONF = "tests.urls_extras"
+    settings.ROOT_URLCONF = "tests.urls_toolbar"
     settings.DEBUG_TOOLBAR_PANELS = [PANEL]
     settings.DEBUG_TOOLBAR_CONFIG = {
         "SHOW_TOOLBAR_CALLBACK": lambda request: True,

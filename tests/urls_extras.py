@@ -1,10 +1,10 @@
-"""The test site with its optional integrations: the debug toolbar's views and ``/metrics``."""
+"""The test site with its optional integrations: ``/metrics`` (Prometheus)."""
 
 from __future__ import annotations
 
-from django.urls import include, path
+from django.urls import path
 
+from django_kameleoon.contrib.prometheus import metrics_view
 from tests.urls import urlpatterns as site_urls
 
-# Not debug_toolbar_urls(): it adds nothing unless DEBUG, which the tests leave off.
-urlpatterns = [*site_urls, path("__debug__/", include("debug_toolbar.urls"))]
+urlpatterns = [*site_urls, path("metrics", metrics_view)]

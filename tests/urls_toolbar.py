@@ -1,0 +1,11 @@
+"""The test site with ``/metrics`` and the debug toolbar's views (which import its models: only
+where ``debug_toolbar`` is installed)."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+
+from tests.urls_extras import urlpatterns as extras
+
+# Not debug_toolbar_urls(): it adds nothing unless DEBUG, which the tests leave off.
+urlpatterns = [*extras, path("__debug__/", include("debug_toolbar.urls"))]
