@@ -21,7 +21,6 @@ import os
 import threading
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -33,7 +32,7 @@ from prometheus_client import (
     multiprocess,
 )
 
-from django_kameleoon.backends import BaseBackend, get_backend
+from django_kameleoon.backends import BaseBackend, current_backend
 from django_kameleoon.lifecycle import deliver_pending
 
 __all__ = ["Exporter", "child_exit", "exporter", "metrics_view", "start", "worker_exit"]
@@ -45,10 +44,15 @@ MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 class Exporter:
     """prometheus_client metrics that follow one process's ``stats()``.
 
-    Counters only go up, and a backend's counters restart at zero when it is replaced (the
-    settings changed, it was closed) or the process forked: each sync adds what grew since the
-    last one, for the backend it saw then, so no count is lost or counted twice.
+    Counters only go up, while a backend's counters restart at zero when it is replaced (the
+    settings changed) and in a forked child. So each backend seen is followed on its own: a
+    sync adds what each one's counters grew by since the last sync, a replaced one included,
+    whose last deliveries (while it closes) still count. The exporter never makes a backend
+    (``current_backend()``): a sync while the process stops must not start one. It keeps the
+    last :data:`KEPT_BACKENDS` it saw, more than a site that changes its settings ever makes.
     """
+
+    KEPT_BACKENDS = 8
 
     def __init__(self, registry: CollectorRegistry | None = REGISTRY) -> None:
         def counter(name: str, what: str, *labels: str) -> Counter:
@@ -67,44 +71,37 @@ class Exporter:
             multiprocess_mode="livesum",
         )
         self._lock = threading.Lock()
-        self._backend: BaseBackend | None = None
-        self._seen: dict[str, int] = {}
+        #: Each backend seen, with its counts at the last sync (insertion order: oldest first).
+        self._seen: dict[BaseBackend, dict[str, int]] = {}
         self._pid = os.getpid()
 
-    def sync(self, *, final: bool = False) -> None:
-        """Add what this process's counters grew by since the last sync.
-
-        ``final``: the process is stopping; only the backend already seen is read, none made.
-        """
+    def sync(self) -> None:
+        """Add what this process's counters grew by since the last sync."""
         with self._lock:
             if os.getpid() != self._pid:  # forked: the child's backend counts from zero
                 self._pid, self._seen = os.getpid(), {}
-            seen = self._backend
-            if seen is not None and (seen.closed or final):
-                self._add(seen.stats())  # its last counts, before it is replaced
-            if final:
-                self.queued.set(0)
-                return
-            try:
-                current = get_backend()
-            except ImproperlyConfigured:
-                return  # logged where the site meets it; nothing is counted meanwhile
-            if current is not seen:
-                self._backend, self._seen = current, {}
-            self._add(current.stats())
+            current = current_backend()
+            if current is not None and current not in self._seen:
+                self._seen[current] = {}
+                while len(self._seen) > self.KEPT_BACKENDS:
+                    del self._seen[next(iter(self._seen))]
+            queued = 0
+            for backend, seen in self._seen.items():
+                stats = backend.stats()
+                queued += stats["queued"]
+                for name, metric in self.counters.items():
+                    _grow(seen, name, stats[name], metric)
+                for reason, count in stats["dropped_by_reason"].items():
+                    _grow(seen, f"dropped:{reason}", count, self.dropped.labels(reason=reason))
+            self.queued.set(queued)
 
-    def _add(self, stats: dict[str, Any]) -> None:
-        for name, metric in self.counters.items():
-            self._grow(name, stats[name], metric)
-        for reason, count in stats["dropped_by_reason"].items():
-            self._grow(f"dropped:{reason}", count, self.dropped.labels(reason=reason))
-        self.queued.set(stats["queued"])
 
-    def _grow(self, key: str, value: int, metric: Any) -> None:
-        grown = value - self._seen.get(key, 0)
-        if grown > 0:
-            metric.inc(grown)
-        self._seen[key] = value
+def _grow(seen: dict[str, int], key: str, value: int, metric: Any) -> None:
+    """Add to ``metric`` what ``value`` grew by since ``seen[key]``."""
+    grown = value - seen.get(key, 0)
+    if grown > 0:
+        metric.inc(grown)
+    seen[key] = value
 
 
 #: This process's exporter, its metrics registered in prometheus_client's default registry.
@@ -160,7 +157,7 @@ def worker_exit(server: Any, worker: Any) -> None:
     """gunicorn's ``worker_exit`` hook: deliver what the worker holds, then sync its counts."""
     exporter.sync()  # so that the exporter knows the backend deliver_pending() closes
     deliver_pending()
-    exporter.sync(final=True)
+    exporter.sync()
 
 
 def child_exit(server: Any, worker: Any) -> None:
