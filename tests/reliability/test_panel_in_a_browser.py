@@ -30,12 +30,14 @@ def test_the_toolbar_renders_the_panel(data_api: DataApiServer, tmp_path: Path) 
         chromium(tmp_path / "chromium.log", tmp_path / "profile") as browser,
     ):
         tab = browser.open(server.url + "/plain/?q=shoes&token=s3cret")
+        # Its script is an async module: the button works once it has run (djdt is its API).
         browser.wait_for(
             tab,
+            f"typeof globalThis.djdt?.show_toolbar === 'function' && "
             f"!!{ROOT}.querySelector('#djDebug a.KameleoonPanel')",
-            "the toolbar with the panel's button",
+            "the toolbar, with the panel's button, ready",
         )
-        browser.evaluate(tab, f"{ROOT}.querySelector('#djShowToolBarButton').click()")
+        browser.evaluate(tab, "djdt.show_toolbar()")
         browser.evaluate(tab, f"{ROOT}.querySelector('#djDebug a.KameleoonPanel').click()")
         browser.wait_for(
             tab,
