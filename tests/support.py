@@ -738,6 +738,20 @@ def every_check_id() -> list[str]:
     return [f"django_kameleoon.{check_id}" for check_id in declared + written]
 
 
+def metric_samples(text: str) -> dict[str, float]:
+    """The ``kameleoon_`` samples of a Prometheus exposition, as ``{"name{label=value}": value}``
+    (without the ``_created`` timestamps)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("kameleoon_") and not sample.name.endswith("_created"):
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                found[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return found
+
+
 # -- a real browser -------------------------------------------------------------------------------
 
 #: Chromium as Debian packages it, then the other names it goes by.

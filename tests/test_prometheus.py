@@ -9,24 +9,11 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 import django_kameleoon
 from django_kameleoon.contrib.prometheus import Exporter
 from django_kameleoon.testing import DataApiServer
-from tests.support import Configure, browser
-
-
-def samples(text: str) -> dict[str, float]:
-    """``{"name{label=value}": value}`` of an exposition, without the ``_created`` samples."""
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.endswith("_created"):
-                continue
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-            found[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
-    return found
+from tests.support import Configure, browser, metric_samples
 
 
 @pytest.fixture
@@ -36,23 +23,23 @@ def registry() -> CollectorRegistry:
 
 def exported(exporter: Exporter, registry: CollectorRegistry) -> dict[str, float]:
     exporter.sync()
-    return samples(generate_latest(registry).decode())
+    return metric_samples(generate_latest(registry).decode())
 
 
-def track(n: int = 1) -> None:
+def delivered(n: int) -> None:
+    """Track ``n`` events and wait until each is delivered or given up."""
     for index in range(n):
         django_kameleoon.track(f"visitor{index}", "CUSTOMDATA", index=1, valuesCountMap={"a": 1})
+    assert django_kameleoon.flush(5)
 
 
 def test_counters_follow_stats(
     data_api: DataApiServer, kameleoon: Configure, registry: CollectorRegistry
 ) -> None:
     exporter = Exporter(registry)
-    track(3)
-    assert django_kameleoon.flush(5)
+    delivered(3)
     data_api.fail(400)
-    track(2)
-    assert django_kameleoon.flush(5)
+    delivered(2)
     metrics = exported(exporter, registry)
     stats = django_kameleoon.stats()
     assert metrics["kameleoon_events_sent_total"] == stats["sent"] == 3
@@ -67,14 +54,11 @@ def test_counts_survive_a_replaced_backend(
     data_api: DataApiServer, kameleoon: Configure, registry: CollectorRegistry
 ) -> None:
     exporter = Exporter(registry)
-    track(2)
-    assert django_kameleoon.flush(5)
+    delivered(2)
     exporter.sync()
-    track(1)
-    assert django_kameleoon.flush(5)
+    delivered(1)
     kameleoon(FLUSH_INTERVAL=0.06)  # the backend is closed and replaced, its counters restart
-    track(1)
-    assert django_kameleoon.flush(5)
+    delivered(1)
     assert exported(exporter, registry)["kameleoon_events_sent_total"] == 4 == len(data_api.events)
 
 
@@ -84,7 +68,7 @@ def test_the_metrics_view(settings: Any, data_api: DataApiServer, kameleoon: Con
     assert django_kameleoon.flush(5)
     response = browser().get("/metrics")
     assert response["Content-Type"].startswith("text/plain")
-    metrics = samples(response.content.decode())
+    metrics = metric_samples(response.content.decode())
     # The module's exporter has counted since the suite imported it: compare with stats().
     assert metrics["kameleoon_events_sent_total"] >= django_kameleoon.stats()["sent"] == 2
 

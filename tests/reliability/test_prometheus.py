@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from django_kameleoon.testing import DataApiServer
-from tests.support import assert_each_view_arrived_once, burst, gunicorn, serve, wait_until
+from tests.support import (
+    assert_each_view_arrived_once,
+    burst,
+    gunicorn,
+    metric_samples,
+    serve,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -20,15 +26,7 @@ CONFIG = str(Path(__file__).parent / "testsite" / "gunicorn_prometheus.py")
 
 
 def scrape(url: str) -> dict[str, float]:
-    """The ``kameleoon_`` samples of one scrape, labels folded into the name."""
-    text = requests.get(url + "/metrics", timeout=10).text
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.startswith("kameleoon_") and not sample.name.endswith("_created"):
-                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
-                found[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
-    return found
+    return metric_samples(requests.get(url + "/metrics", timeout=10).text)
 
 
 def test_counters_sum_across_gunicorn_workers(data_api: DataApiServer, tmp_path: Path) -> None:
