@@ -39,6 +39,7 @@ PAGE_VIEW_REASONS: dict[str, str] = {
     "not_a_page_request": "a 304 to a request that did not ask for a page",
     "content_type": "the response is not HTML",
     "attachment": "the response is a download (Content-Disposition: attachment)",
+    "beacon": "the page's beacon counts it when the browser loads the image (PAGE_VIEWS)",
     "tracking_off": "TRACK_PAGES and TRACK_STATICDATA are both False",
     "excluded_path": "the path matches EXCLUDE_PATHS",
     "bot": "the User-Agent is a bot's or a program's (TRACK_BOTS is False)",

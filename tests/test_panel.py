@@ -108,6 +108,7 @@ def test_a_post_that_converts_is_no_page_view_but_shows_its_conversion(toolbar: 
         ("/plain/", {"HTTP_USER_AGENT": GOOGLEBOT}, {}, "bot"),
         ("/plain/", {}, {"TRACK_PAGES": False, "TRACK_STATICDATA": False}, "tracking_off"),
         ("/plain/", {"HTTP_SEC_GPC": "1"}, {}, "consent"),
+        ("/plain/", {}, {"PAGE_VIEWS": "beacon"}, "beacon"),
     ],
 )
 def test_why_a_request_is_no_page_view(
