@@ -37,6 +37,7 @@ from django_kameleoon import signals
 from django_kameleoon.backends import BaseBackend, get_backend
 from django_kameleoon.backends.base import Counters
 from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
+from django_kameleoon.decisions import note_events
 from django_kameleoon.events import URL_FIELDS, Event, normalise_fields, validate_visitor_code
 from django_kameleoon.visitor import (
     WrappedRequest,
@@ -56,6 +57,7 @@ __all__ = [
     "flush",
     "get_visitor_code",
     "outgoing_fields",
+    "queue",
     "stats",
     "track",
     "track_conversion",
@@ -255,10 +257,17 @@ def _backend() -> BaseBackend | None:
 
 def _send(event: Event) -> bool:
     """Queue the event; False when no backend can take it (logged)."""
+    return queue((event,))
+
+
+def queue(events: Sequence[Event]) -> bool:
+    """Hand events to the backend, the one way every event is queued; False when no backend
+    can take them (logged). Noted for the debug toolbar panel (``decisions``)."""
     backend = _backend()
     if backend is None:
         return False
-    backend.send((event,))
+    backend.send(events)
+    note_events(events)
     return True
 
 

@@ -26,11 +26,11 @@ from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import HttpRequest, HttpResponseBase
 
 from django_kameleoon import useragent
-from django_kameleoon.api import outgoing_fields
-from django_kameleoon.backends import get_backend
+from django_kameleoon.api import outgoing_fields, queue
 from django_kameleoon.beacon import counted_by_beacon
 from django_kameleoon.caching import make_private, shared_cacheable
 from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
+from django_kameleoon.decisions import PAGE_VIEW, note_page_view
 from django_kameleoon.events import FIELDS, Event, normalise_fields
 from django_kameleoon.scope import serving_request
 from django_kameleoon.visitor import (
@@ -50,6 +50,9 @@ __all__ = [
     "is_page_view",
     "locale_language_tag",
     "may_track_page",
+    "page_rules_verdict",
+    "page_verdict",
+    "page_view_verdict",
     "queue_page_view",
     "shows_a_page",
     "store_visitor_code",
@@ -173,9 +176,16 @@ def _guarded(step: Callable[..., bool | None], *args: Any) -> bool:
 
 
 def track_page_view(request: HttpRequest, response: HttpResponseBase) -> bool:
-    """Queue STATICDATA and PAGE when the response is a page view; True when queued."""
+    """Queue STATICDATA and PAGE when the response is a page view; True when queued.
+
+    The verdict (``PAGE_VIEW`` or why not) is noted for the debug toolbar panel.
+    """
     settings = get_settings()
-    return is_page_view(request, response, settings) and send_page_view(request, settings)
+    verdict = page_view_verdict(request, response, settings)
+    if verdict == PAGE_VIEW:
+        verdict = send_page_view(request, settings)
+    note_page_view(verdict)
+    return verdict == PAGE_VIEW
 
 
 def store_visitor_code(
@@ -204,40 +214,66 @@ def is_page_view(
 ) -> bool:
     """A GET that shows a page (:func:`shows_a_page`), which no beacon counts
     (``beacon.counted_by_beacon``), that :func:`may_track_page` (without consent when
-    ``consent=False``).
+    ``consent=False``)."""
+    return page_view_verdict(request, response, settings, consent=consent) == PAGE_VIEW
+
+
+def page_view_verdict(
+    request: HttpRequest, response: HttpResponseBase, settings: Settings, *, consent: bool = True
+) -> str:
+    """``PAGE_VIEW``, or the reason code (``decisions.PAGE_VIEW_REASONS``) of the first check
+    the request fails.
 
     Only GET counts: HEAD fetches no page a person sees (link checkers, monitors), and other
     methods are form posts and API calls. Cheapest checks first.
     """
-    if request.method != "GET" or not shows_a_page(request, response):
-        return False
+    if request.method != "GET":
+        return "method"
+    verdict = page_verdict(request, response)
+    if verdict != PAGE_VIEW:
+        return verdict
     if counted_by_beacon(request, response, settings):
-        return False
-    return may_track_page(request, request.path_info, settings, consent=consent)
+        return "beacon"
+    return page_rules_verdict(request, request.path_info, settings, consent=consent)
 
 
 def may_track_page(
     request: HttpRequest, path: str, settings: Settings, *, consent: bool = True
 ) -> bool:
-    """Whether a view of the page at ``path`` is tracked: page events are on, the path is not
-    excluded, the client is not a bot, the visitor consented (unless ``consent=False``).
+    """Whether a view of the page at ``path`` is tracked: :func:`page_rules_verdict` says
+    ``PAGE_VIEW``."""
+    return page_rules_verdict(request, path, settings, consent=consent) == PAGE_VIEW
+
+
+def page_rules_verdict(
+    request: HttpRequest, path: str, settings: Settings, *, consent: bool = True
+) -> str:
+    """``PAGE_VIEW`` when page events are on, the path is not excluded, the client is not a
+    bot and the visitor consented (unless ``consent=False``); else the reason code.
 
     The one set of rules of a page view, whoever counts it: the middleware, with the request's
     own path, and the beacon view, with the path of the page that carried the image. Consent
     comes last because a site's callable may query its database.
     """
     if not (settings.TRACK_PAGES or settings.TRACK_STATICDATA):
-        return False
+        return "tracking_off"
     # search(), not match(): patterns mean what they say; the defaults are anchored with ^.
     if settings.exclude_paths_re.search(path):
-        return False
+        return "excluded_path"
     if not is_person(request):
-        return False
-    return not consent or has_consent(request)
+        return "bot"
+    return PAGE_VIEW if not consent or has_consent(request) else "consent"
 
 
 def shows_a_page(request: HttpRequest, response: HttpResponseBase) -> bool:
-    """An HTML page the browser shows: a 2xx with an HTML body, or a 304 to a page request.
+    """An HTML page the browser shows: :func:`page_verdict` says ``PAGE_VIEW``."""
+    return page_verdict(request, response) == PAGE_VIEW
+
+
+def page_verdict(request: HttpRequest, response: HttpResponseBase) -> str:
+    """``PAGE_VIEW`` for an HTML page the browser shows: a 2xx with an HTML body, or a 304 to a
+    page request; otherwise why not (``status``, ``content_type``, ``attachment``,
+    ``not_a_page_request``).
 
     204, 205 and 206 are 2xx that no browser shows as a page, and a body sent as an attachment
     (``Content-Disposition: attachment``, as ``FileResponse(as_attachment=True)`` sends) is
@@ -248,14 +284,14 @@ def shows_a_page(request: HttpRequest, response: HttpResponseBase) -> bool:
     """
     status = response.status_code
     if status == 304:
-        return asks_for_a_page(request)
+        return PAGE_VIEW if asks_for_a_page(request) else "not_a_page_request"
     if not 200 <= status < 300 or status in NOT_PAGE_STATUSES:
-        return False
+        return "status"
     content_type = response.get("Content-Type", "")
     if content_type.partition(";")[0].strip().lower() not in HTML_CONTENT_TYPES:
-        return False
+        return "content_type"
     disposition = response.get("Content-Disposition", "")
-    return not disposition.lstrip().lower().startswith("attachment")
+    return "attachment" if disposition.lstrip().lower().startswith("attachment") else PAGE_VIEW
 
 
 def asks_for_a_page(request: HttpRequest) -> bool:
@@ -270,8 +306,9 @@ def asks_for_a_page(request: HttpRequest) -> bool:
     return any(content_type in accept for content_type in HTML_CONTENT_TYPES)
 
 
-def send_page_view(request: HttpRequest, settings: Settings) -> bool:
-    """Queue the view of the page this request asked for, referred by its ``Referer``.
+def send_page_view(request: HttpRequest, settings: Settings) -> str:
+    """Queue the view of the page this request asked for, referred by its ``Referer``;
+    ``PAGE_VIEW`` when queued, else why not (``host``, ``no_backend``).
 
     Nothing is sent when the request's Host is not allowed (``get_host`` raises
     ``DisallowedHost``): a request for a host that is not ours is no page of this site.
@@ -281,15 +318,16 @@ def send_page_view(request: HttpRequest, settings: Settings) -> bool:
         href = f"{request.scheme}://{request.get_host()}{request.get_full_path()}"
     except DisallowedHost:
         logger.info("Kameleoon: page view not tracked: the request's Host is not allowed")
-        return False
-    queue_page_view(request, settings, href, request_header(request, "HTTP_REFERER") or None)
-    return True
+        return "host"
+    referrer = request_header(request, "HTTP_REFERER") or None
+    return PAGE_VIEW if queue_page_view(request, settings, href, referrer) else "no_backend"
 
 
 def queue_page_view(
     request: HttpRequest, settings: Settings, href: str, referrer: str | None
-) -> None:
+) -> bool:
     """Queue STATICDATA and PAGE together: one ``send`` is one lock round trip in the backend.
+    False when no backend can take them (logged).
 
     The one place a page view's events are made, for the middleware and the beacon view
     alike: the browser and language come from ``request``, the page from ``href``,
@@ -301,7 +339,7 @@ def queue_page_view(
         events.append(Event(code, "STATICDATA", static_data(request)))
     if settings.TRACK_PAGES:
         events.append(Event(code, "PAGE", page_fields(request, href, referrer, settings)))
-    get_backend().send(events)
+    return queue(events)
 
 
 def static_data(request: HttpRequest) -> dict[str, Any]:

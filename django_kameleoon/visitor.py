@@ -30,6 +30,7 @@ from django.utils.http import http_date
 from django_kameleoon import useragent
 from django_kameleoon.caching import keep_out_of_django_cache
 from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
+from django_kameleoon.decisions import note_consent
 from django_kameleoon.events import VISITOR_CODE_RE
 
 __all__ = [
@@ -205,13 +206,14 @@ def consent_pending(request: HttpRequest) -> bool:
 
 
 def _consent(request: HttpRequest, settings: Settings) -> bool:
+    """The decision, noted with its reason (``decisions.CONSENT_REASONS``) for the panel."""
     meta = request.META
     if settings.RESPECT_GPC and meta.get("HTTP_SEC_GPC", "").strip() == "1":
-        return False
+        return note_consent(False, "gpc")
     if settings.RESPECT_DNT and meta.get("HTTP_DNT", "").strip() == "1":
-        return False
+        return note_consent(False, "dnt")
     ask = settings.consent_callable
-    return True if ask is None else _ask_site(ask, request)
+    return note_consent(True, "default") if ask is None else _ask_site(ask, request)
 
 
 def _ask_site(ask: Callable[[HttpRequest], Any], request: HttpRequest) -> bool:
@@ -221,7 +223,7 @@ def _ask_site(ask: Callable[[HttpRequest], Any], request: HttpRequest) -> bool:
     the visitor; the traceback goes to DEBUG.
     """
     try:
-        return bool(call_site_code(ask, request))
+        return note_consent(bool(call_site_code(ask, request)), "callable")
     except ImproperlyConfigured as exc:
         report_misconfiguration(f"{exc}; every visitor is treated as not consenting")
     except Exception as exc:
@@ -230,7 +232,7 @@ def _ask_site(ask: Callable[[HttpRequest], Any], request: HttpRequest) -> bool:
             "such visitors are treated as not consenting"
         )
         logger.debug("Kameleoon: CONSENT callable error", exc_info=True)
-    return False
+    return note_consent(False, "callable_failed")
 
 
 def orm_refused_here() -> bool:

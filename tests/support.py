@@ -12,6 +12,8 @@ import itertools
 import json
 import os
 import re
+import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -751,6 +753,154 @@ def every_check_id() -> list[str]:
     for backend in (celery_backend, tasks_backend):
         written += re.findall(r'Problem\(\s*"(\w+)"', inspect.getsource(backend))
     return [f"django_kameleoon.{check_id}" for check_id in declared + written]
+
+
+def metric_samples(text: str) -> dict[str, float]:
+    """The ``kameleoon_`` samples of a Prometheus exposition, as ``{"name{label=value}": value}``
+    (without the ``_created`` timestamps)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("kameleoon_") and not sample.name.endswith("_created"):
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                found[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return found
+
+
+# -- a real browser -------------------------------------------------------------------------------
+
+#: Chromium as Debian packages it, then the other names it goes by.
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")
+#: Headless, sandbox-less (a container's root), and silent on the network but for our pages.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    f"--user-agent={CHROME}",  # HeadlessChrome's own is a bot's: nothing would be tracked
+    "--remote-debugging-pipe",
+)
+
+
+class Browser:
+    """A headless Chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``:
+    JSON messages ended by NUL, commands on its fd 3, answers on its fd 4): no driver, no
+    websocket, no download."""
+
+    def __init__(self, process: Process, commands: int, answers: int) -> None:
+        self.process = process
+        self.commands = commands
+        self.answers = answers
+        self.buffer = b""
+        self.last_id = 0
+
+    def call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
+        """Send one command and return its result; events that arrive meanwhile are skipped."""
+        self.last_id += 1
+        message: dict[str, Any] = {"id": self.last_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self.commands, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + 30
+        while True:
+            answer = self._read(deadline)
+            if answer.get("id") == self.last_id:
+                if "error" in answer:
+                    raise AssertionError(f"{method}: {answer['error']}")
+                result: dict[str, Any] = answer["result"]
+                return result
+
+    def _read(self, deadline: float) -> dict[str, Any]:
+        while b"\0" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.answers], [], [], remaining)[0]:
+                raise AssertionError(f"Chromium did not answer:\n{self.process.output()}")
+            chunk = os.read(self.answers, 1 << 16)
+            if not chunk:
+                raise AssertionError(f"Chromium exited:\n{self.process.output()}")
+            self.buffer += chunk
+        message, _, self.buffer = self.buffer.partition(b"\0")
+        found: dict[str, Any] = json.loads(message)
+        return found
+
+    def open(self, url: str) -> str:
+        """Open ``url`` in a new tab; returns the session that drives the tab."""
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        session: str = self.call("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
+        self.call("Page.navigate", session, url=url)
+        return session
+
+    def evaluate(self, session: str, expression: str) -> Any:
+        """The value of a JavaScript expression in the tab (awaited when it is a promise)."""
+        result = self.call(
+            "Runtime.evaluate",
+            session,
+            expression=expression,
+            returnByValue=True,
+            awaitPromise=True,
+        )
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, session: str, expression: str, what: str, timeout: float = 20) -> None:
+        page = "location.href + '\\n' + document.documentElement.outerHTML.slice(0, 3000)"
+        wait_until(
+            lambda: bool(self.evaluate(session, expression)),
+            what,
+            timeout,
+            interval=0.1,
+            details=lambda: str(self.evaluate(session, page)),
+        )
+
+
+@contextlib.contextmanager
+def chromium(log: Path, profile: Path) -> Iterator[Browser]:
+    """A headless Chromium with a fresh profile in ``profile``; skips the test when the machine
+    has none (Debian: ``apt-get install -y chromium``)."""
+    import pytest
+
+    binary = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
+    if binary is None:
+        pytest.skip(f"no Chromium ({', '.join(CHROMIUM_NAMES)}) on PATH: apt-get install chromium")
+    to_browser, commands = os.pipe()
+    answers, from_browser = os.pipe()
+    # The protocol's pipes must be the browser's fds 3 and 4: bash puts them there (dash takes
+    # no fd above 9).
+    argv = [
+        "bash",
+        "-c",
+        f'exec "$0" "$@" 3<&{to_browser} 4>&{from_browser}',
+        binary,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={profile}",
+        "about:blank",
+    ]
+    try:
+        with spawn(argv, log, pass_fds=(to_browser, from_browser)) as process:
+            os.close(to_browser)
+            os.close(from_browser)
+            to_browser = from_browser = -1
+            browser = Browser(process, commands, answers)
+            try:
+                yield browser
+            finally:
+                with contextlib.suppress(OSError, AssertionError):
+                    browser.call("Browser.close")
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.popen.wait(10)
+    finally:
+        for fd in (to_browser, from_browser, commands, answers):
+            if fd >= 0:
+                os.close(fd)
 
 
 # -- durable delivery: the services and workers its tests need ---------------------------------

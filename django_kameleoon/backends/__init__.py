@@ -19,7 +19,7 @@ from django_kameleoon.backends.base import BaseBackend
 from django_kameleoon.backends.reporting import CLOSED
 from django_kameleoon.conf import Settings, get_settings
 
-__all__ = ["BaseBackend", "get_backend", "reset_backend"]
+__all__ = ["BaseBackend", "current_backend", "get_backend", "reset_backend"]
 
 _backend: BaseBackend | None = None
 _lock = threading.Lock()
@@ -39,6 +39,15 @@ def get_backend() -> BaseBackend:
                 _backend = _build(get_settings())
             backend = _backend
     return backend
+
+
+def current_backend() -> BaseBackend | None:
+    """The backend made last in this process, closed or not, or None; never makes one.
+
+    For code that watches the backend (the Prometheus exporter) and must not start one, which
+    ``get_backend()`` would do in a process that is stopping.
+    """
+    return _backend
 
 
 def _build(settings: Settings) -> BaseBackend:

@@ -49,7 +49,7 @@ class Command(BaseCommand):
             f"Sending a {event.event_type} event for visitor {event.visitor_code!r} to "
             f"{settings.events_url} (siteCode={settings.SITE_CODE}, {settings.BODY_FORMAT})"
         )
-        answer = self._send(settings, event)
+        answer = send_once(settings, event)
         if answer.outcome is not Outcome.DELIVERED:
             raise CommandError(f"Not delivered: {answer.reason} ({answer.outcome.value})")
         self.stdout.write(self.style.SUCCESS(f"Delivered: {answer.reason}"))
@@ -63,15 +63,21 @@ class Command(BaseCommand):
     def _event(self, visitor_code: str, goal: int | None, revenue: float | None) -> Event:
         try:
             if goal is None:
-                return make_event(visitor_code, "STATICDATA", {"deviceType": "DESKTOP"})
+                return probe_event(visitor_code)
             return make_event(visitor_code, "CONVERSION", {"goalId": goal, "revenue": revenue})
         except (TypeError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
 
-    def _send(self, settings: Settings, event: Event) -> Answer:
-        """One POST, no retries: a deployment check should report the first answer as it is."""
-        client = DataApiClient(settings)
-        try:
-            return client.post([client.encode(event)])
-        finally:
-            client.close()
+
+def probe_event(visitor_code: str = DEFAULT_VISITOR_CODE) -> Event:
+    """The default test event: a STATICDATA, which counts no goal (``kameleoon_check`` too)."""
+    return make_event(visitor_code, "STATICDATA", {"deviceType": "DESKTOP"})
+
+
+def send_once(settings: Settings, event: Event) -> Answer:
+    """One POST, no retries: a deployment check should report the first answer as it is."""
+    client = DataApiClient(settings)
+    try:
+        return client.post([client.encode(event)])
+    finally:
+        client.close()

@@ -1,0 +1,1 @@
+"""Integrations with other tools, each behind an optional extra and imported only when used."""
