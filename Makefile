@@ -5,7 +5,7 @@ DJANGO ?= Django>=4.2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint format bench demo serve ci clean isbot
+.PHONY: test lint format bench scenarios demo serve ci clean isbot
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Delivery under real servers and scripted faults (sent / received / lost / duplicated per
+# scenario); `make scenarios SCENARIOS=--markdown` prints the README's table. Exits 1 if a row
+# misses its expectation.
+SCENARIOS ?=
+scenarios: $(STAMP)
+	$(BIN)/python -m benchmarks.scenarios $(SCENARIOS)
 
 # Vendor isbot's bot pattern list (npm and node needed): `make isbot` or `make isbot ISBOT=5.2.3`.
 ISBOT ?= latest

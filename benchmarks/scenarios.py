@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.server
+import importlib.util
 import os
 import platform
 import re
@@ -49,7 +50,6 @@ from tests.support import (
     COOKIE,
     Process,
     gunicorn,
-    python_module,
     serve,
     site_environment,
     spawn,
@@ -426,7 +426,12 @@ def slug(name: str) -> str:
 
 SCENARIOS = [
     Scenario("gunicorn sync -w 2", "all once", exact, gunicorn("-w", "2")),
-    Scenario("gunicorn gthread -w 2 --threads 4", "all once", exact, gunicorn("-w", "2", "--threads", "4")),
+    Scenario(
+        "gunicorn gthread -w 2 --threads 4",
+        "all once",
+        exact,
+        gunicorn("-w", "2", "--threads", "4"),
+    ),
     Scenario("gunicorn gevent -w 2", "all once", exact, gunicorn("-w", "2", "-k", "gevent")),
     Scenario("uvicorn --workers 2", "all once", exact, uvicorn("--workers", "2")),
     Scenario(
@@ -517,7 +522,16 @@ class Row:
         ]
 
 
-HEADER = ["scenario", "sent", "received", "lost", "duplicated", "drops reported", "expected", "verdict"]
+HEADER = [
+    "scenario",
+    "sent",
+    "received",
+    "lost",
+    "duplicated",
+    "drops reported",
+    "expected",
+    "verdict",
+]
 
 
 def table(rows: list[Row], scale: Scale, markdown: bool) -> str:
@@ -527,7 +541,10 @@ def table(rows: list[Row], scale: Scale, markdown: bool) -> str:
         out.insert(1, "|" + "|".join("---" for _ in HEADER) + "|")
         return "\n".join(out)
     widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
-    out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    out = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    ]
     out.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(out)
 
@@ -542,13 +559,7 @@ def machine() -> str:
 
 def available(scenario: Scenario) -> bool:
     """The gevent worker needs gevent (in the ``dev`` extra)."""
-    if "gevent" not in scenario.name:
-        return True
-    try:
-        import gevent  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return "gevent" not in scenario.name or importlib.util.find_spec("gevent") is not None
 
 
 def main() -> int:
