@@ -172,6 +172,7 @@ class Measured:
     wrong_answers: Counter[int]
     errors_logged: int
     max_copies: int  # the most times the API accepted one nonce
+    unanswered: int = 0  # requests the server never answered (it was stopping): not sent
     bound: int | None = None  # the SIGKILL scenario's loss bound
 
     @property
@@ -369,6 +370,7 @@ class Scenario:
                 server.stop(signal.SIGTERM, timeout=60)
         settle(api, self.quiet)
         measured = measure(api, traffic.expected, server.output(), traffic.wrong)
+        measured.unanswered = traffic.unanswered
         if "killed_at" in ctx.notes:
             measured.bound = kill_bound(traffic, ctx.notes["killed_at"])
         return measured
@@ -510,6 +512,8 @@ class Row:
         verdict = "PASS" if self.ok else "FAIL: " + ", ".join(self.problems)
         if m.bound is not None:
             verdict += f" (bound {m.bound:,})"
+        if m.unanswered:
+            verdict += f" ({m.unanswered:,} requests refused after the stop)"
         return [
             name,
             f"{m.sent:,}",
