@@ -71,6 +71,8 @@ CHECKOUT_EVERY = 5
 OUTAGE_SECONDS = 3.0
 SLOW_SECONDS = 1.5
 ERROR_LINE = re.compile(r"^\d+ ERROR django_kameleoon: .*$", re.M)
+#: The library's own line for each drop (``backends/reporting.py``), which a site's log keeps.
+DROP_LINE = re.compile(r"django-kameleoon\[\d+\]: (\d+) event\(s\) dropped \(([a-z_]+)\)")
 
 
 @dataclass(frozen=True)
@@ -168,7 +170,8 @@ class Measured:
     received: int
     lost: int
     duplicated: int
-    reported: dict[str, int]
+    reported: dict[str, int]  # by the events_dropped signal, by reason
+    logged: dict[str, int]  # by the library's log lines, by reason
     wrong_answers: Counter[int]
     errors_logged: int
     max_copies: int  # the most times the API accepted one nonce
@@ -196,10 +199,23 @@ def measure(
         lost=len(expected - got),
         duplicated=sum(copies.values()),
         reported=drops.reported(output),
+        logged=logged_drops(output),
         wrong_answers=wrong,
         errors_logged=len(ERROR_LINE.findall(output)),
         max_copies=1 + max(copies.values(), default=0),
     )
+
+
+def logged_drops(output: str) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for count, reason in DROP_LINE.findall(output):
+        totals[reason] += int(count)
+    return dict(totals)
+
+
+def consistent(m: Measured) -> list[str]:
+    """Every row: the log and the signal report the same drops."""
+    return [] if m.logged == m.reported else [f"the log says {m.logged}, the signal {m.reported}"]
 
 
 def served_every_page(m: Measured) -> list[str]:
@@ -350,7 +366,7 @@ class Scenario:
                     target = stack.enter_context(redirect_target())
                     api.fail(302, times=10_000, headers={"Location": target})
                 measured = self._serve(api, workdir, scale)
-        problems = self.judge(measured)
+        problems = self.judge(measured) + consistent(measured)
         return Row(self, measured, problems)
 
     def _serve(self, api: DataApiServer, workdir: Path, scale: Scale) -> Measured:

@@ -19,8 +19,12 @@ from django_kameleoon.signals import events_dropped
 LINE = re.compile(r"^(\d+) kameleoon-dropped (\d+) (.*)$", re.M)
 
 
-def _say(sender: Any, events: Sequence[Any], reason: str, **kwargs: Any) -> None:
-    print(f"{os.getpid()} kameleoon-dropped {len(events)} {reason}", file=sys.stderr, flush=True)
+def _say(
+    sender: Any, events: Sequence[Any], reason: str, count: int | None = None, **kwargs: Any
+) -> None:
+    # ``count``: a full queue is signalled with its count and no events (none is kept).
+    number = len(events) if count is None else count
+    print(f"{os.getpid()} kameleoon-dropped {number} {reason}", file=sys.stderr, flush=True)
 
 
 def connect() -> None:
