@@ -323,11 +323,14 @@ def slow(ctx: Context) -> None:
 
 
 @contextlib.contextmanager
-def redirect_target() -> Iterator[str]:
-    """A server that answers 200 to anything: where a misconfigured URL's redirect leads."""
+def redirect_target() -> Iterator[tuple[str, list[str]]]:
+    """A server that answers 200 to anything: where a misconfigured URL's redirect leads.
+    Yields its URL and the list of requests it got (none should come)."""
+    got: list[str] = []
 
     class Ok(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            got.append(self.command)
             self.send_response(200)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -341,7 +344,7 @@ def redirect_target() -> Iterator[str]:
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/visit/events"
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/visit/events", got
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -359,14 +362,16 @@ class Scenario:
     quiet: float = 0.3  # how long the API must receive nothing before counting
 
     def run(self, api: DataApiServer, workdir: Path, scale: Scale) -> Row:
+        followed: list[str] = []
         measured = self._script(api, workdir, scale) if self.server is None else None
         if measured is None:
             with contextlib.ExitStack() as stack:
                 if self.redirect:
-                    target = stack.enter_context(redirect_target())
+                    target, followed = stack.enter_context(redirect_target())
                     api.fail(302, times=10_000, headers={"Location": target})
                 measured = self._serve(api, workdir, scale)
         problems = self.judge(measured) + consistent(measured)
+        problems += [f"{len(followed)} redirect(s) followed"] if followed else []
         return Row(self, measured, problems)
 
     def _serve(self, api: DataApiServer, workdir: Path, scale: Scale) -> Measured:
