@@ -5,7 +5,7 @@ DJANGO ?= Django>=4.2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint format bench load demo serve ci clean isbot durable
+.PHONY: test lint format bench load scenarios demo serve ci clean isbot durable
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,13 @@ bench: $(BENCH_STAMP)
 # Only the real-server figure (gunicorn sync and gthread, uvicorn; wrk if installed), ~4 minutes.
 load: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --only load --no-write
+
+# Delivery under real servers and scripted faults (sent / received / lost / duplicated per
+# scenario); `make scenarios SCENARIOS=--markdown` prints the README's table. Exits 1 if a row
+# misses its expectation.
+SCENARIOS ?=
+scenarios: $(STAMP)
+	$(BIN)/python -m benchmarks.scenarios $(SCENARIOS)
 
 # Vendor isbot's bot pattern list (npm and node needed): `make isbot` or `make isbot ISBOT=5.2.3`.
 ISBOT ?= latest

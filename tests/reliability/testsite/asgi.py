@@ -11,7 +11,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 from django_kameleoon.lifecycle import deliver_on_shutdown
+from tests.reliability.testsite import drops
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.reliability.testsite.settings")
 
 application = deliver_on_shutdown(get_asgi_application())
+drops.connect()  # every drop on stderr, for benchmarks/scenarios.py
