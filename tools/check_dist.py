@@ -66,7 +66,7 @@ def check_sdist(sdist: Path, workdir: Path) -> None:
     where = "import django_kameleoon as m, pathlib, sys; assert pathlib.Path(m.__file__)"
     run(sys.executable, "-c", f"{where}.is_relative_to({str(top)!r})", cwd=top)
     pytest = (sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider")
-    run(*pytest, "--collect-only", cwd=top)
+    run(*pytest, "-q", "--collect-only", cwd=top)
     run(*pytest, "-m", "not slow", *SDIST_TESTS, cwd=top)
 
 
