@@ -321,21 +321,23 @@ def outgoing_fields(
 
 
 def flush(timeout: float | None = None) -> bool:
-    """Block until every event queued before the call is delivered or given up.
+    """Block until every event queued before the call is delivered or given up, for at most
+    ``timeout`` seconds (default ``FLUSH_TIMEOUT``; ``math.inf`` waits for as long as it takes).
 
-    Returns True when nothing is left, False when ``timeout`` seconds passed first, or when a
-    configuration mistake (logged) leaves no backend to deliver anything.
+    Returns True when nothing is left, False when the time ran out first (the events stay
+    queued), or when a configuration mistake (logged) leaves no backend to deliver anything.
     """
     backend = _backend()
     return False if backend is None else backend.flush(timeout)
 
 
-def stats() -> dict[str, int]:
+def stats() -> dict[str, Any]:
     """This process's delivery counters, in one shape whatever the backend.
 
     ``queued`` (waiting now), ``sent`` (delivered), ``retried`` (sent again after a failure, per
-    event and retry), ``dropped`` (given up, for any reason) and ``requests`` (made to the API);
-    all zero while a configuration mistake (logged) leaves no backend.
+    event and retry), ``dropped`` (given up, for any reason), ``requests`` (made to the API) and
+    ``dropped_by_reason`` (``dropped`` by reason code, e.g. ``{"queue_full": 3}``); all zero
+    while a configuration mistake (logged) leaves no backend.
     """
     backend = _backend()
     return Counters().report(queued=0) if backend is None else backend.stats()

@@ -10,7 +10,7 @@ class KameleoonConfig(AppConfig):
     verbose_name = "Kameleoon"
 
     def ready(self) -> None:
-        from django_kameleoon import checks, lifecycle  # noqa: F401 (importing registers checks)
+        from django_kameleoon import checks, lifecycle, scope  # noqa: F401 (registers checks)
         from django_kameleoon.goals import sync_goals
 
         # Here rather than at import: the signals GOALS names live in other apps' modules,
@@ -18,3 +18,5 @@ class KameleoonConfig(AppConfig):
         sync_goals()
         # Celery's prefork children and uWSGI's workers need hooks of their own.
         lifecycle.connect()
+        # Requests served without the middleware must not wait for the queue either.
+        scope.connect()

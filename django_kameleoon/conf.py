@@ -329,6 +329,11 @@ def _optional_seconds(value: Any) -> str | None:
     return None if ok else "must be a positive whole number of seconds, or None"
 
 
+def _optional_positive_number(value: Any) -> str | None:
+    ok = value is None or _positive_number(value) is None
+    return None if ok else "must be a positive number of seconds, or None"
+
+
 def _samesite(value: Any) -> str | None:
     ok = value is None or value in SAMESITE_VALUES
     return None if ok else f"{value!r} is not one of {SAMESITE_VALUES} or None"
@@ -435,6 +440,17 @@ class Settings:
     NOT_BOT_PATTERNS: tuple[str, ...] = setting(
         (), validate=_regex_list, check_id="E052", convert=_as_tuple
     )
+    FLUSH_TIMEOUT: float = setting(30.0, validate=_positive_number, check_id="E031")
+    READ_TIMEOUT_MAX: float | None = setting(
+        None, validate=_optional_positive_number, check_id="E032"
+    )
+
+    @cached_property
+    def read_timeout_max(self) -> float:
+        """The longest wait for an answer from a slow API: ``READ_TIMEOUT_MAX``, by default
+        four times ``TIMEOUT``, and never less than ``TIMEOUT``."""
+        limit = 4 * self.TIMEOUT if self.READ_TIMEOUT_MAX is None else self.READ_TIMEOUT_MAX
+        return max(limit, self.TIMEOUT)
 
     @cached_property
     def consent_callable(self) -> Callable[[Any], Any] | None:

@@ -28,6 +28,7 @@ from django_kameleoon.backends import get_backend
 from django_kameleoon.caching import make_private, shared_cacheable
 from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
 from django_kameleoon.events import FIELDS, Event, normalise_fields
+from django_kameleoon.scope import serving_request
 from django_kameleoon.visitor import (
     RequestState,
     due_for_renewal,
@@ -85,11 +86,16 @@ class KameleoonMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.async_mode:
             return self.__acall__(request)
-        response = cast(SyncGetResponse, self.get_response)(request)
-        self.process(request, response, used=_code_used(request))
+        with serving_request():  # tracking in this request never waits for room in the queue
+            response = cast(SyncGetResponse, self.get_response)(request)
+            self.process(request, response, used=_code_used(request))
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        with serving_request():
+            return await self._acall(request)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         response = await cast(AsyncGetResponse, self.get_response)(request)
         used = _code_used(request)
         if _guarded(consent_needs_a_thread, request, response, used):

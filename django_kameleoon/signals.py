@@ -23,6 +23,9 @@ conversion = Signal(use_caching=True)
 #: Sent after the Data API accepted a batch; kwarg ``events`` (a list of ``Event``).
 events_delivered = Signal()
 
-#: Sent when events are given up; kwargs ``events`` and ``reason`` (a short text such as
-#: ``"queue full"``, ``"HTTP 400"`` or ``"retries exhausted"``).
+#: Sent when events are given up, from the sender thread (never the request path), once per
+#: batch, or once per report of a full queue; kwargs ``reason`` (a stable code from
+#: ``django_kameleoon.backends.reporting.REASONS``: ``"queue_full"``, ``"rejected"``, ...),
+#: ``count`` (how many) and ``events`` (the list of those ``Event``; empty for ``queue_full``:
+#: the request path only counts them, so that memory stays bounded).
 events_dropped = Signal()

@@ -80,8 +80,8 @@ def dropped() -> Iterator[list[dict[str, Any]]]:
     """What the ``events_dropped`` signal reported during the test."""
     seen: list[dict[str, Any]] = []
 
-    def receiver(sender: Any, events: list[Any], reason: str, **kwargs: Any) -> None:
-        seen.append({"count": len(events), "reason": reason})
+    def receiver(sender: Any, events: list[Any], reason: str, count: int, **kwargs: Any) -> None:
+        seen.append({"count": count, "reason": reason})
 
     events_dropped.connect(receiver)
     yield seen

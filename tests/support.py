@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -260,6 +261,16 @@ def wait_until(
             more = f":\n{details()}" if details else ""
             raise AssertionError(f"waited {timeout} s for {what}{more}")
         time.sleep(interval)
+
+
+def returns(call: Callable[[], Any], within: float = 20.0) -> Any:
+    """``call()``'s value; the test fails (rather than hangs) if it does not return in time."""
+    result: list[Any] = []
+    thread = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    thread.start()
+    thread.join(within)
+    assert result, f"still blocked after {within} s"
+    return result[0]
 
 
 def asgi(client: AsyncClient, method: str, path: str, **kwargs: Any) -> Any:

@@ -100,6 +100,8 @@ BAD_VALUES: dict[str, tuple[Any, str]] = {
     "STATICDATA_VOCABULARY": ("sdk", "E050"),
     "BOT_PATTERNS": (["(unclosed"], "E051"),
     "NOT_BOT_PATTERNS": ("PartnerApp/", "E052"),
+    "FLUSH_TIMEOUT": (None, "E031"),
+    "READ_TIMEOUT_MAX": (0, "E032"),
 }
 
 

@@ -11,7 +11,8 @@ from django_kameleoon.backends import get_backend
 from django_kameleoon.testing import DataApiServer
 from tests.support import Configure
 
-SHAPE = {"queued", "sent", "retried", "dropped", "requests"}
+COUNTS = {"queued", "sent", "retried", "dropped", "requests"}
+EMPTY = {**dict.fromkeys(COUNTS, 0), "dropped_by_reason": {}}
 
 
 @pytest.mark.parametrize(
@@ -25,7 +26,7 @@ def test_every_backend_reports_the_same_counters(
     requests: int,
 ) -> None:
     kameleoon(BACKEND=backend)
-    assert django_kameleoon.stats() == dict.fromkeys(SHAPE, 0)
+    assert django_kameleoon.stats() == EMPTY
     django_kameleoon.track_conversion("visitor-1", 12)
     django_kameleoon.track_conversion("visitor-2", 12)
     assert django_kameleoon.flush(5)
@@ -35,6 +36,7 @@ def test_every_backend_reports_the_same_counters(
         "retried": 0,
         "dropped": 0,
         "requests": requests,
+        "dropped_by_reason": {},
     }
 
 

@@ -22,6 +22,7 @@ from django_kameleoon.backends import get_backend
 from django_kameleoon.backends.delivery import Delivery
 from django_kameleoon.backends.threaded import ThreadedBackend
 from django_kameleoon.events import Event
+from django_kameleoon.scope import serving_request
 from django_kameleoon.signals import events_dropped
 from django_kameleoon.testing import DataApiServer
 from tests.support import SITE_CODE, Configure, run_script, wait_until
@@ -54,11 +55,15 @@ def test_a_full_queue_drops_new_events_and_counts_them(
     kameleoon: Configure, data_api: DataApiServer, dropped: list[dict[str, Any]]
 ) -> None:
     kameleoon(MAX_QUEUE_SIZE=100, FLUSH_INTERVAL=60.0, MAX_BATCH_EVENTS=1000)
-    for i in range(150):
-        django_kameleoon.track_conversion(f"v{i}", 5)
+    with serving_request():  # a request never waits for room
+        for i in range(150):
+            django_kameleoon.track_conversion(f"v{i}", 5)
     stats = get_backend().stats()
     assert stats["queued"] == 100 and stats["dropped"] == 50
-    assert sum(d["count"] for d in dropped) == 50
+    assert stats["dropped_by_reason"] == {"queue_full": 50}
+    # Signalled by the sender thread, off the request path, not once per event.
+    wait_until(lambda: sum(d["count"] for d in dropped) == 50, "the drops signalled")
+    assert dropped == [{"count": 50, "reason": "queue_full"}]
     assert django_kameleoon.flush(10)
     assert len(data_api.events) == 100
 
@@ -135,7 +140,7 @@ def test_events_in_flight_at_close_are_reported_everywhere(
         backend.close(0.2)
     finally:
         events_dropped.disconnect(record)
-    (logged,) = [r.getMessage() for r in caplog.records if "lost" in r.getMessage()]
+    (logged,) = [r.getMessage() for r in caplog.records if "(shutdown_timeout)" in r.getMessage()]
     lost = int(re.search(r"(\d+) event", logged).group(1))  # type: ignore[union-attr]
     assert lost == 30
     assert len(dropped) == 30
@@ -171,7 +176,7 @@ def test_exit_with_the_api_down_gives_up_within_the_shutdown_timeout(
         {"SITE_CODE": SITE_CODE, "DATA_API_URL": data_api.url, "SHUTDOWN_TIMEOUT": 2.0},
     )
     assert result.returncode == 0, result.stderr
-    assert "1000 event(s) could not be delivered" in result.stderr
+    assert "1000 event(s) dropped (shutdown_timeout)" in result.stderr
     assert elapsed < 2.0 + 1.0 + 1.5, f"exit took {elapsed:.1f} s"  # + start-up of Python/Django
 
 

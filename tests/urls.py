@@ -40,6 +40,8 @@ urlpatterns = [
     path("conditional/condition/", views.with_condition),
     path("attachment/", views.attachment),
     path("my/admin/", views.plain),
+    path("burst/<int:count>/", views.burst),
+    path("async/burst/<int:count>/", views.async_burst),
     re_path(r"^deep/", views.plain),
     re_path(r"^odd/", views.plain),
 ]

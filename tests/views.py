@@ -164,3 +164,19 @@ async def async_abuy(request: HttpRequest) -> HttpResponseBase:
 # turn an async view into a sync one.
 async_buy.csrf_exempt = True  # type: ignore[attr-defined]
 async_abuy.csrf_exempt = True  # type: ignore[attr-defined]
+
+
+# -- back-pressure (tests/test_backpressure.py) ------------------------------------------------
+
+
+def burst(request: HttpRequest, count: int) -> HttpResponse:
+    """A view that records ``count`` conversions: in a request, a full queue never waits."""
+    for i in range(count):
+        django_kameleoon.track_conversion(f"burst-{i}", 6)
+    return HttpResponse("done", content_type="text/plain")
+
+
+async def async_burst(request: HttpRequest, count: int) -> HttpResponse:
+    for i in range(count):
+        django_kameleoon.track_conversion(f"burst-{i}", 6)
+    return HttpResponse("done", content_type="text/plain")

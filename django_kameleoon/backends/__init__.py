@@ -16,6 +16,7 @@ from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from django_kameleoon.backends.base import BaseBackend
+from django_kameleoon.backends.reporting import CLOSED
 from django_kameleoon.conf import Settings, get_settings
 
 __all__ = ["BaseBackend", "get_backend", "reset_backend"]
@@ -53,19 +54,28 @@ def _build(settings: Settings) -> BaseBackend:
     return backend
 
 
-def reset_backend(timeout: float | None = 0.0) -> None:
+#: The most seconds a settings change spends delivering the replaced backend's queue.
+SETTINGS_CHANGE_TIMEOUT = 1.0
+
+
+def reset_backend(timeout: float | None = 0.0, *, reason: str = CLOSED) -> None:
     """Close the current backend (delivering what it can within ``timeout``) and forget it.
 
-    ``timeout=None`` allows the backend its ``SHUTDOWN_TIMEOUT``, as at exit.
+    ``timeout=None`` allows the backend its ``SHUTDOWN_TIMEOUT``, as at exit. What it could
+    not deliver is reported as dropped for ``reason``.
     """
     global _backend
     with _lock:
         backend, _backend = _backend, None
     if backend is not None:
-        backend.close(timeout)
+        backend.close(timeout, reason=reason)
 
 
 @receiver(setting_changed)
 def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
+    """New settings, new backend: the old one first delivers its queue, briefly (a second at
+    most, within its ``SHUTDOWN_TIMEOUT``), to its own API."""
     if setting == "KAMELEOON":
-        reset_backend()
+        backend = _backend
+        limit = 0.0 if backend is None else backend.settings.SHUTDOWN_TIMEOUT
+        reset_backend(min(limit, SETTINGS_CHANGE_TIMEOUT))

@@ -4,7 +4,8 @@ that ``stats()`` reports in one shape for every backend."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from django_kameleoon import lifecycle
 from django_kameleoon.conf import Settings
@@ -19,17 +20,27 @@ class Counters:
 
     ``sent``: events delivered (or handed to the outbox or console); ``retried``: events sent
     again after a failure, once per retry; ``dropped``: events given up, for any reason;
-    ``requests``: HTTP requests made to the Data API.
+    ``requests``: HTTP requests made to the Data API; ``dropped_by_reason``: ``dropped`` by
+    reason code (``backends.reporting.REASONS``), only the reasons that occurred.
     """
 
     sent: int = 0
     retried: int = 0
     dropped: int = 0
     requests: int = 0
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)
 
-    def report(self, queued: int) -> dict[str, int]:
+    def report(self, queued: int) -> dict[str, Any]:
         """The ``stats()`` shape: ``queued`` (waiting now), then these totals."""
-        return {"queued": queued, **asdict(self)}
+        return {
+            "queued": queued,
+            "sent": self.sent,
+            "retried": self.retried,
+            "dropped": self.dropped,
+            "requests": self.requests,
+            # A copy: the sender thread may add a reason meanwhile.
+            "dropped_by_reason": dict(self.dropped_by_reason),
+        }
 
 
 class BaseBackend:
@@ -52,11 +63,16 @@ class BaseBackend:
         raise NotImplementedError("a backend must define send()")
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every event sent before the call is delivered or given up."""
+        """Wait until every event sent before the call is delivered or given up, at most
+        ``timeout`` seconds (default ``FLUSH_TIMEOUT``); False if some are still pending."""
         return True
 
-    def close(self, timeout: float | None = None) -> None:
-        """Deliver what is pending within ``timeout`` seconds and release resources."""
+    def close(self, timeout: float | None = None, *, reason: str | None = None) -> None:
+        """Deliver what is pending within ``timeout`` seconds and release resources.
+
+        What cannot be delivered is reported under ``reason`` (a ``reporting.REASONS`` code),
+        by default ``shutdown_timeout``.
+        """
         self.closed = True
 
     def after_fork(self) -> None:
@@ -67,6 +83,7 @@ class BaseBackend:
         """Events accepted but not yet delivered or given up."""
         return 0
 
-    def stats(self) -> dict[str, int]:
-        """``queued`` (waiting now), ``sent``, ``retried``, ``dropped`` and ``requests``."""
+    def stats(self) -> dict[str, Any]:
+        """``queued`` (waiting now), ``sent``, ``retried``, ``dropped``, ``requests`` and
+        ``dropped_by_reason``."""
         return self.counters.report(self.queued())

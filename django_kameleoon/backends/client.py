@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import requests
 
+from django_kameleoon.backends.reporting import REDIRECT, REJECTED
 from django_kameleoon.conf import Settings
 from django_kameleoon.events import Event
 
@@ -36,6 +37,12 @@ class Answer:
     retry_after: float | None = None
     #: The API is unreachable or says it is unavailable, rather than failing this request.
     outage: bool = False
+    #: The request was sent but no answer came within the read timeout: the API is slow.
+    slow: bool = False
+    #: For ``DROP``: the reason code it is reported under (``reporting.REASONS``).
+    code: str = REJECTED
+    #: Seconds from sending to the answer (or to giving up on it).
+    elapsed: float = 0.0
 
 
 _RETRIED_STATUSES = frozenset({408, 425, 429})
@@ -66,27 +73,53 @@ class DataApiClient:
         """The size of a body holding ``count`` encoded events of ``sizes`` bytes in all."""
         return sizes + max(count - 1, 0) + (2 if self.json else 0)
 
-    def post(self, encoded: list[bytes], timeout: float | None = None) -> Answer:
-        """Send one body; never raises for anything the network or the API can do."""
+    def post(
+        self, encoded: list[bytes], timeout: float | None = None, read_timeout: float | None = None
+    ) -> Answer:
+        """Send one body; never raises for anything the network or the API can do.
+
+        ``timeout`` caps the whole wait (a shutdown's deadline); ``read_timeout`` is how long to
+        wait for the answer once the body is sent (default ``TIMEOUT``), which the sender
+        grows for an API slower than ``TIMEOUT``. Redirects are never followed: ``requests``
+        would re-send a 301/302 POST as a GET without the body, and a 2xx to that would count
+        events as delivered that never were.
+        """
         body = b"[" + b",".join(encoded) + b"]" if self.json else b"\n".join(encoded)
-        limit = self.timeout if timeout is None else max(min(self.timeout, timeout), 0.001)
+        connect = self.timeout if timeout is None else max(min(self.timeout, timeout), 0.001)
+        read = self.timeout if read_timeout is None else read_timeout
+        read = read if timeout is None else max(min(read, timeout), 0.001)
+        started = time.monotonic()
         try:
-            response = self.session.post(self.url, params=self.params, data=body, timeout=limit)
-        except requests.Timeout:
-            return Answer(Outcome.RETRY, f"no answer within {limit:g} s", outage=True)
+            response = self.session.post(
+                self.url,
+                params=self.params,
+                data=body,
+                timeout=(connect, read),
+                allow_redirects=False,
+            )
+        except requests.ConnectTimeout:
+            return Answer(Outcome.RETRY, f"no connection within {connect:g} s", outage=True)
+        except requests.ReadTimeout:
+            elapsed = time.monotonic() - started
+            return Answer(Outcome.RETRY, f"no answer within {read:g} s", slow=True, elapsed=elapsed)
         except requests.RequestException as exc:
             return Answer(Outcome.RETRY, f"connection failed: {type(exc).__name__}", outage=True)
+        elapsed = time.monotonic() - started
         status = response.status_code
         response.close()
         if 200 <= status < 300:
-            return Answer(Outcome.DELIVERED, f"HTTP {status}")
+            return Answer(Outcome.DELIVERED, f"HTTP {status}", elapsed=elapsed)
+        if 300 <= status < 400:
+            target = response.headers.get("Location", "no Location")
+            reason = f"HTTP {status} redirect to {target}; fix DATA_API_URL ({self.url})"
+            return Answer(Outcome.DROP, reason, code=REDIRECT, elapsed=elapsed)
         if status == 413:
-            return Answer(Outcome.TOO_LARGE, "HTTP 413")
+            return Answer(Outcome.TOO_LARGE, "HTTP 413", elapsed=elapsed)
         if status >= 500 or status in _RETRIED_STATUSES:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             outage = status in _OUTAGE_STATUSES
-            return Answer(Outcome.RETRY, f"HTTP {status}", retry_after, outage)
-        return Answer(Outcome.DROP, f"HTTP {status}")
+            return Answer(Outcome.RETRY, f"HTTP {status}", retry_after, outage, elapsed=elapsed)
+        return Answer(Outcome.DROP, f"HTTP {status}", elapsed=elapsed)
 
     def close(self) -> None:
         self.session.close()

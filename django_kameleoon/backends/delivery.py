@@ -2,6 +2,9 @@
 splitting on 413, and reporting what was delivered or given up.
 
 Shared by the sync and threaded backends; it never decides *when* to send, only *how*.
+:meth:`Delivery.attempt` is one try of one batch and says what to do next (delivered, retry
+after so many seconds, dropped with a reason code, split): a backend that schedules its own
+retries (a task queue) can call it alone, carrying a :class:`Tries` between attempts.
 """
 
 from __future__ import annotations
@@ -10,14 +13,22 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from django_kameleoon.backends.base import Counters
 from django_kameleoon.backends.client import Answer, DataApiClient, Outcome
+from django_kameleoon.backends.reporting import (
+    OVERSIZE,
+    REDIRECT,
+    SERVER_ERROR,
+    Reporter,
+    prefix,
+)
 from django_kameleoon.conf import Settings
 from django_kameleoon.events import MAX_BODY_BYTES, Event
-from django_kameleoon.signals import events_delivered, events_dropped
+from django_kameleoon.signals import events_delivered
 
-__all__ = ["Delivery"]
+__all__ = ["Delivery", "Result", "Tries"]
 
 logger = logging.getLogger("django_kameleoon")
 
@@ -35,15 +46,58 @@ def _resolve(deadline: Deadline) -> float | None:
     return deadline() if callable(deadline) else deadline
 
 
-class Delivery:
-    """Delivers events in as few requests as the limits allow, retrying what may succeed later."""
+@dataclass
+class Tries:
+    """What the attempts at one batch came to so far: carried from one attempt to the next.
 
-    def __init__(self, settings: Settings, counters: Counters) -> None:
+    ``failures`` (every failed attempt) sets the backoff; ``counted`` (the failures that are
+    not an outage: server errors and answers that did not come in time) is what
+    ``MAX_RETRIES`` bounds.
+    """
+
+    failures: int = 0
+    counted: int = 0
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one attempt at a batch came to, and what to do next.
+
+    ``DELIVERED`` and ``DROP`` are final (already counted, logged and signalled; ``reason`` is
+    the drop's code); ``RETRY``: try again in ``delay`` seconds; ``TOO_LARGE``: the API refused
+    the body's size: send each half on its own.
+    """
+
+    outcome: Outcome
+    delay: float = 0.0
+    reason: str | None = None
+
+
+class Delivery:
+    """Delivers events in as few requests as the limits allow, retrying what may succeed later.
+
+    ``waiting`` says how many more events wait behind the batch at hand (the threaded
+    backend's queue), for the outage log lines.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        counters: Counters,
+        *,
+        reporter: Reporter | None = None,
+        waiting: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.settings = settings
         self.client = DataApiClient(settings)
         self.counters = counters
+        self.reporter = reporter or Reporter(counters, type(self))
+        self.waiting = waiting
         self.max_events = settings.MAX_BATCH_EVENTS
         self.max_bytes = min(settings.MAX_BATCH_BYTES, MAX_BODY_BYTES)
+        #: How long to wait for an answer: ``TIMEOUT``, grown (up to ``READ_TIMEOUT_MAX``)
+        #: while the API answers slower, and back down as it answers faster.
+        self.read_timeout = settings.TIMEOUT
 
     def deliver(
         self, events: Sequence[Event], *, deadline: Deadline = None, wait: Wait = time.sleep
@@ -58,17 +112,17 @@ class Delivery:
             left.extend(self._send(batch, encoded, deadline, wait))
         return left
 
-    def drop(self, events: Sequence[Event], reason: str) -> None:
+    def drop(
+        self, events: Sequence[Event], reason: str, detail: str, level: int = logging.WARNING
+    ) -> None:
         """Give events up: count them, log why (without visitor data), and tell receivers."""
-        if not events:
-            return
-        self.counters.dropped += len(events)
-        logger.warning("Kameleoon: %d event(s) dropped: %s", len(events), reason)
-        # send_robust: a site's receiver that raises is logged by Django, and must not stop us.
-        events_dropped.send_robust(sender=type(self), events=list(events), reason=reason)
+        self.reporter.dropped(reason, events, detail, level=level)
 
     def close(self) -> None:
         self.client.close()
+
+    def encode(self, batch: Sequence[Event]) -> list[bytes]:
+        return [self.client.encode(event) for event in batch]
 
     def _batches(self, events: Sequence[Event]) -> list[tuple[list[Event], list[bytes]]]:
         """Group events into bodies within ``MAX_BATCH_EVENTS`` and ``MAX_BATCH_BYTES``."""
@@ -79,7 +133,7 @@ class Delivery:
         for event in events:
             data = self.client.encode(event)
             if self.client.body_size(len(data), 1) > MAX_BODY_BYTES:
-                self.drop([event], f"{event.event_type} event over the API's 3 MB body limit")
+                self.drop([event], OVERSIZE, f"{event.event_type} event over the API's 3 MB")
                 continue
             if batch and (
                 len(batch) >= self.max_events
@@ -97,42 +151,93 @@ class Delivery:
     def _send(
         self, batch: list[Event], encoded: list[bytes], deadline: Deadline, wait: Wait
     ) -> list[Event]:
-        """One body, retried until delivered, refused, out of retries, or out of time.
-
-        An outage (no connection, no answer in time, 429, 502, 503, 504) is waited out for as
-        long as it lasts, with backoff: the events could still be delivered, and the queue's
-        bound already limits what waits meanwhile. ``MAX_RETRIES`` counts the other failures
-        (a 500, say), which may be this batch's own doing and must not block the queue.
-        """
-        failures = attempts = 0
+        """One body, retried until delivered, refused, out of retries, or out of time."""
+        tries = Tries()
         while True:
             until = _resolve(deadline)
             remaining = None if until is None else until - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return batch
-            answer = self._post(encoded, remaining)
-            self.counters.requests += 1
-            if answer.outcome is Outcome.DELIVERED:
-                self.counters.sent += len(batch)
-                events_delivered.send_robust(sender=type(self), events=batch)
-                return []
-            if answer.outcome is Outcome.TOO_LARGE:
+            result = self.attempt(batch, tries, encoded=encoded, timeout=remaining)
+            if result.outcome is Outcome.TOO_LARGE:
                 return self._split(batch, encoded, deadline, wait)
-            if answer.outcome is Outcome.DROP:
-                self.drop(batch, f"the Data API refused them ({answer.reason})")
+            if result.outcome is not Outcome.RETRY:
                 return []
-            failures += 1
-            attempts += 0 if answer.outage else 1
-            if attempts > self.settings.MAX_RETRIES:
-                self.drop(batch, f"no success after {failures} attempts (last: {answer.reason})")
-                return []
-            delay = self._backoff(failures, answer)
             until = _resolve(deadline)
-            if until is not None and time.monotonic() + delay >= until:
+            if until is not None and time.monotonic() + result.delay >= until:
                 return batch
-            logger.info("Kameleoon: %s; retry %d in %.1f s", answer.reason, failures, delay)
             self.counters.retried += len(batch)
-            wait(delay)
+            wait(result.delay)
+
+    def attempt(
+        self,
+        batch: list[Event],
+        tries: Tries,
+        *,
+        encoded: list[bytes] | None = None,
+        timeout: float | None = None,
+    ) -> Result:
+        """One try at one batch: post it, count and report the outcome, say what comes next.
+
+        An outage (no connection, 429, 502, 503, 504) is waited out for as long as it lasts,
+        with backoff: the events could still be delivered, and the queue's bound already limits
+        what waits meanwhile. ``MAX_RETRIES`` counts the other failures (a 500, say, which may
+        be this batch's own doing and must not block the queue), and answers that did not come
+        within the read timeout: the request reached the API, which may be slow, so the next
+        attempt waits longer (doubled, up to ``READ_TIMEOUT_MAX``), and the copies it may have
+        accepted are bounded by the budget (the API recognises them by their nonces).
+        ``timeout`` caps this attempt's whole wait (a deadline).
+        """
+        answer = self._post(encoded or self.encode(batch), timeout)
+        self.counters.requests += 1
+        if answer.outcome is Outcome.DELIVERED:
+            self.counters.sent += len(batch)
+            # Wait for answers twice as long as this one took, but never less than TIMEOUT.
+            self.read_timeout = max(
+                self.settings.TIMEOUT, min(self.read_timeout, 2 * answer.elapsed)
+            )
+            self.reporter.recovered(self.waiting())
+            events_delivered.send_robust(sender=type(self), events=batch)
+            return Result(Outcome.DELIVERED)
+        if answer.outcome is Outcome.TOO_LARGE:
+            if len(batch) > 1:
+                return Result(Outcome.TOO_LARGE)
+            self.drop(batch, OVERSIZE, "the Data API found the event too large (HTTP 413)")
+            return Result(Outcome.DROP, reason=OVERSIZE)
+        if answer.outcome is Outcome.DROP:
+            level = logging.ERROR if answer.code == REDIRECT else logging.WARNING
+            self.drop(batch, answer.code, f"the Data API refused them ({answer.reason})", level)
+            return Result(Outcome.DROP, reason=answer.code)
+        return self._retry(batch, tries, answer)
+
+    def _retry(self, batch: list[Event], tries: Tries, answer: Answer) -> Result:
+        tries.failures += 1
+        tries.counted += 0 if answer.outage else 1
+        if tries.counted > self.settings.MAX_RETRIES:
+            detail = f"no success after {tries.failures} attempts (last: {answer.reason})"
+            self.drop(batch, SERVER_ERROR, detail)
+            return Result(Outcome.DROP, reason=SERVER_ERROR)
+        delay = self._backoff(tries.failures, answer)
+        waiting = len(batch) + self.waiting()
+        if answer.outage:
+            self.reporter.outage(answer.reason, waiting)
+            logger.info("%s %s; retry %d in %.1f s", prefix(), answer.reason, tries.failures, delay)
+        elif answer.slow:
+            self.read_timeout = min(self.read_timeout * 2, self.settings.read_timeout_max)
+            logger.warning(
+                "%s the Data API is slow: %s; retry %d of %d in %.1f s, waiting up to %g s; "
+                "%d event(s) waiting",
+                prefix(),
+                answer.reason,
+                tries.counted,
+                self.settings.MAX_RETRIES,
+                delay,
+                self.read_timeout,
+                waiting,
+            )
+        else:
+            logger.info("%s %s; retry %d in %.1f s", prefix(), answer.reason, tries.failures, delay)
+        return Result(Outcome.RETRY, delay=delay)
 
     def _post(self, encoded: list[bytes], timeout: float | None) -> Answer:
         """``client.post``, with any unexpected error (a bug below us) made a retryable failure.
@@ -141,18 +246,15 @@ class Delivery:
         ``MAX_RETRIES`` attempts, after which the batch is dropped and reported as usual.
         """
         try:
-            return self.client.post(encoded, timeout=timeout)
+            return self.client.post(encoded, timeout=timeout, read_timeout=self.read_timeout)
         except Exception as exc:
-            logger.error("Kameleoon: unexpected %s while sending events", type(exc).__name__)
+            logger.error("%s unexpected %s while sending events", prefix(), type(exc).__name__)
             logger.debug("Kameleoon: sending error", exc_info=True)
             return Answer(Outcome.RETRY, f"unexpected {type(exc).__name__}")
 
     def _split(
         self, batch: list[Event], encoded: list[bytes], deadline: Deadline, wait: Wait
     ) -> list[Event]:
-        if len(batch) == 1:
-            self.drop(batch, "the Data API found the event too large (HTTP 413)")
-            return []
         half = len(batch) // 2
         left = self._send(batch[:half], encoded[:half], deadline, wait)
         return left + self._send(batch[half:], encoded[half:], deadline, wait)

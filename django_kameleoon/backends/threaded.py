@@ -4,6 +4,10 @@ The request path only appends to a deque under a lock; everything that can wait 
 happens in the sender thread. The thread starts lazily on the first event, and again in a forked
 child (gunicorn and Celery fork after import), where the parent's queue is discarded because the
 parent still delivers it. At interpreter exit the queue is delivered within ``SHUTDOWN_TIMEOUT``.
+
+A full queue costs the request path one addition: the events are only counted there, and the
+sender thread logs and signals them (``reporting``). Code that serves no request (a script, a
+management command; see ``scope``) waits for room instead, up to ``FLUSH_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -14,23 +18,30 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
+from typing import Any
 
 from django_kameleoon import lifecycle
 from django_kameleoon.backends.base import BaseBackend
 from django_kameleoon.backends.delivery import Delivery
+from django_kameleoon.backends.reporting import (
+    ERROR,
+    QUEUE_FULL,
+    SHUTDOWN_TIMEOUT,
+    Reporter,
+)
 from django_kameleoon.conf import Settings
 from django_kameleoon.events import Event
-from django_kameleoon.signals import events_dropped
+from django_kameleoon.scope import in_request
 
 __all__ = ["ThreadedBackend"]
 
 logger = logging.getLogger("django_kameleoon")
 
-#: How often a full queue is reported in the log, so that an outage does not flood it.
-OVERFLOW_LOG_INTERVAL = 60.0
-
 #: How often a waiting ``flush()`` checks that the sender thread is still alive.
 LIVENESS_INTERVAL = 0.25
+
+#: The longest the sender thread goes without reporting a full queue, even while it backs off.
+REPORT_INTERVAL = 1.0
 
 
 class ThreadedBackend(BaseBackend):
@@ -42,11 +53,13 @@ class ThreadedBackend(BaseBackend):
         self._max_queue = settings.MAX_QUEUE_SIZE
         self._batch = settings.MAX_BATCH_EVENTS
         self._interval = settings.FLUSH_INTERVAL
+        self.reporter = Reporter(self.counters, type(self))
         self._reset()
 
     def after_fork(self) -> None:
         """Forget the parent's queue and thread; its lock may be held forever in this child."""
         super().after_fork()
+        self.reporter = Reporter(self.counters, type(self))
         self._reset()
 
     def _reset(self) -> None:
@@ -55,6 +68,7 @@ class ThreadedBackend(BaseBackend):
         self._lock = threading.Lock()
         # One lock for both: send() takes the bare lock, which costs less than the condition.
         self._cond = threading.Condition(self._lock)
+        self._room = threading.Condition(self._lock)  # for callers waiting for room (no request)
         self._queue: deque[Event] = deque()
         self._thread: threading.Thread | None = None
         self._running = False  # cleared by the sender thread itself as it ends
@@ -66,8 +80,10 @@ class ThreadedBackend(BaseBackend):
         self._stranded: list[Event] = []  # given up at shutdown, for close() to report
         self._accepted = 0  # events ever queued in this process
         self._finished = 0  # of those, how many were delivered or given up
-        self._overflow = 0
-        self._overflow_logged_at = -OVERFLOW_LOG_INTERVAL
+        self._overflow = 0  # dropped for a full queue, not yet reported by the sender
+        self._room_waiters = 0
+        self._due: float | None = None  # when the sender sends a partial batch
+        self._gave_up_waiting = False  # a wait for room timed out: none until the queue moves
 
     # -- the request path --------------------------------------------------------------------
 
@@ -76,33 +92,59 @@ class ThreadedBackend(BaseBackend):
             # A child that the at-fork hooks missed (a server forking in C without the uWSGI
             # hook): the pid check, at ~0.2 µs a call, catches it and does their work.
             lifecycle.after_fork_in_child()
-        overflow: Sequence[Event] = ()
         with self._lock:
             room = self._max_queue - len(self._queue)
+            if len(events) > room and self._may_wait():
+                room = self._wait_for_room(min(len(events), self._max_queue))
             if len(events) > room:
                 events, overflow = events[: max(room, 0)], events[max(room, 0) :]
+                # Only counted, not kept (memory stays bounded): the sender thread logs and
+                # signals the count.
+                self._overflow += len(overflow)
             self._queue.extend(events)
             self._accepted += len(events)
             if not self._running:
                 self._start()
             elif len(self._queue) >= self._batch:
                 self._cond.notify()
-        if overflow:
-            self._drop_overflow(overflow)
 
-    def _drop_overflow(self, events: Sequence[Event]) -> None:
-        self.counters.dropped += len(events)
-        self._overflow += len(events)
-        now = time.monotonic()
-        if now - self._overflow_logged_at >= OVERFLOW_LOG_INTERVAL:
-            logger.warning(
-                "Kameleoon: queue full (MAX_QUEUE_SIZE=%d); %d event(s) dropped so far",
-                self._max_queue,
-                self._overflow,
-            )
-            self._overflow_logged_at = now
-        # On the request path: a site's receiver that raises must not fail the request.
-        events_dropped.send_robust(sender=type(self), events=list(events), reason="queue full")
+    def _may_wait(self) -> bool:
+        """Whether this caller may wait for room: not a request, not the sender itself."""
+        return not (
+            self._gave_up_waiting
+            or self._stopping
+            or in_request()
+            or threading.current_thread() is self._thread
+        )
+
+    def _wait_for_room(self, count: int) -> int:
+        """Wait (holding the lock's condition) until ``count`` events fit, up to
+        ``FLUSH_TIMEOUT``; the room there is then. A wait that times out is not repeated until
+        the sender takes events out again: an outage must not slow a script down per event."""
+        if not self._sender_alive():
+            self._start()
+        self._cond.notify()
+        deadline = time.monotonic() + self.settings.FLUSH_TIMEOUT
+        self._room_waiters += 1
+        try:
+            while len(self._queue) + count > self._max_queue and not self._stopping:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._gave_up_waiting = True
+                    break
+                self._room.wait(remaining)
+        finally:
+            self._room_waiters -= 1
+        return self._max_queue - len(self._queue)
+
+    def _report_overflow(self) -> None:
+        """In the sender thread: log and signal what the request path dropped since last time."""
+        with self._lock:
+            count, self._overflow = self._overflow, 0
+            # Counted under the lock, so that stats() never counts them twice or not at all.
+            self.reporter.count(QUEUE_FULL, count)
+        detail = f"MAX_QUEUE_SIZE={self._max_queue} reached"
+        self.reporter.dropped(QUEUE_FULL, (), detail, count=count, counted=True)
 
     def _sender_alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -121,10 +163,11 @@ class ThreadedBackend(BaseBackend):
     def _run(self) -> None:
         try:
             delivery = self._delivery = self._delivery or self.delivery_class(
-                self.settings, self.counters
+                self.settings, self.counters, reporter=self.reporter, waiting=self.queued
             )
             while True:
                 batch = self._next_batch()
+                self._report_overflow()
                 if batch is None:
                     return
                 self._deliver(delivery, batch)
@@ -150,13 +193,10 @@ class ThreadedBackend(BaseBackend):
             try:
                 left = delivery.deliver(batch, deadline=self._get_deadline, wait=self._wait)
             except Exception as exc:
-                logger.error(
-                    "Kameleoon: unexpected %s in the sender; %d event(s) dropped",
-                    type(exc).__name__,
-                    len(batch),
-                )
                 logger.debug("Kameleoon: sender error", exc_info=True)
-                delivery.drop(batch, "unexpected error in the sender")
+                delivery.drop(
+                    batch, ERROR, f"unexpected {type(exc).__name__} in the sender", logging.ERROR
+                )
             accounted = True
         finally:
             with self._cond:
@@ -171,18 +211,30 @@ class ThreadedBackend(BaseBackend):
                 self._cond.notify_all()
 
     def _next_batch(self) -> list[Event] | None:
-        """Wait for a full batch, a flush, the interval, or shutdown; None when done."""
+        """Wait for a full batch, a flush, a caller waiting for room, the interval, or
+        shutdown; None when done. An empty batch, early, when a full queue is to be reported
+        (the interval, when it ends before the next one, goes on)."""
         with self._cond:
-            due = time.monotonic() + self._interval
-            while not self._stopping and not self._flushing and len(self._queue) < self._batch:
-                remaining = due - time.monotonic()
+            if self._due is None:
+                self._due = time.monotonic() + self._interval
+            while (
+                not (self._stopping or self._flushing or self._room_waiters)
+                and len(self._queue) < self._batch
+            ):
+                remaining = self._due - time.monotonic()
                 if remaining <= 0:
                     break
-                self._cond.wait(remaining)
+                if self._overflow:
+                    return []
+                self._cond.wait(min(remaining, REPORT_INTERVAL))
+            self._due = None
             if not self._queue:
                 return None if self._stopping else []
             count = min(len(self._queue), self._batch)
             self._in_flight = [self._queue.popleft() for _ in range(count)]
+            self._gave_up_waiting = False
+            if self._room_waiters:
+                self._room.notify_all()
             return self._in_flight
 
     def _get_deadline(self) -> float | None:
@@ -193,20 +245,28 @@ class ThreadedBackend(BaseBackend):
         """Back off between retries; when shutdown begins, stop waiting and try again at once.
 
         From then on the shutdown deadline rules: the delivery keeps retrying (a 503 at exit
-        must not lose the queue) until a backoff would take it past the deadline.
+        must not lose the queue) until a backoff would take it past the deadline. A long wait
+        is cut in slices, to report a full queue meanwhile.
         """
-        with self._cond:
-            if self._stopping:
-                self._cond.wait_for(lambda: False, timeout=seconds)  # deaf to other wake-ups
-            else:
-                self._cond.wait_for(lambda: self._stopping, timeout=seconds)
+        until = time.monotonic() + seconds
+        while (remaining := until - time.monotonic()) > 0:
+            with self._cond:
+                if self._stopping:
+                    self._cond.wait_for(lambda: False, timeout=remaining)  # deaf to wake-ups
+                    return
+                if self._cond.wait_for(
+                    lambda: self._stopping, timeout=min(remaining, REPORT_INTERVAL)
+                ):
+                    return
+            self._report_overflow()
 
     # -- flush, exit, stats ------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
         if self._pid != os.getpid():
             lifecycle.after_fork_in_child()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        timeout = self.settings.FLUSH_TIMEOUT if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         with self._cond:
             target = self._accepted
             if self._finished >= target:
@@ -217,25 +277,25 @@ class ThreadedBackend(BaseBackend):
             self._cond.notify_all()
             try:
                 while self._finished < target:
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
                         break
                     if self._stopping and not self._sender_alive():
                         break  # closed: nothing will move any more
-                    wait = LIVENESS_INTERVAL if remaining is None else remaining
-                    self._cond.wait(min(wait, LIVENESS_INTERVAL))
+                    self._cond.wait(min(remaining, LIVENESS_INTERVAL))
                     if not self._sender_alive():
                         self._start()  # a sender that died must not leave us waiting forever
             finally:
                 self._flushing -= 1
             return self._finished >= target
 
-    def close(self, timeout: float | None = None) -> None:
+    def close(self, timeout: float | None = None, *, reason: str | None = None) -> None:
         """Deliver what is queued within ``timeout`` (default ``SHUTDOWN_TIMEOUT``), then stop.
 
         What is still undelivered then (queued, in the sender's hands, or given up at the
         deadline) is lost: counted in ``stats()``, logged once, and sent with
-        ``events_dropped``, the same events in all three.
+        ``events_dropped``, the same events in all three, under ``reason`` (by default
+        ``shutdown_timeout``; ``closed`` when the settings changed).
         """
         super().close(timeout)
         if self._pid != os.getpid():
@@ -251,23 +311,35 @@ class ThreadedBackend(BaseBackend):
                 thread = self._thread
             self._stopping = True
             self._cond.notify_all()
+            self._room.notify_all()
         if thread is not None:
             thread.join(max(self._deadline - time.monotonic(), 0) + 0.5)
         with self._cond:
             lost = self._stranded + self._in_flight + list(self._queue)
             self._stranded, self._in_flight, self._queue = [], [], deque()
             self._finished = self._accepted  # all delivered or given up: no flush may wait
-        if lost:
-            self.counters.dropped += len(lost)
-            logger.warning(
-                "Kameleoon: %d event(s) could not be delivered within SHUTDOWN_TIMEOUT (%g s) "
-                "and are lost",
-                len(lost),
-                timeout,
+        self._report_overflow()
+        if reason is None:
+            reason = SHUTDOWN_TIMEOUT
+            detail = f"not delivered within SHUTDOWN_TIMEOUT ({timeout:g} s) as the process stops"
+        else:
+            detail = (
+                f"the settings changed: not delivered within {timeout:g} s, the backend replaced"
             )
-            events_dropped.send_robust(sender=type(self), events=lost, reason="shutdown timeout")
+        self.reporter.dropped(reason, lost, detail)
+        self.reporter.summary(self._max_queue)
         if self._delivery is not None:
             self._delivery.close()
 
     def queued(self) -> int:
         return len(self._queue)
+
+    def stats(self) -> dict[str, Any]:
+        """The counters, with the full queue's drops that the sender has not reported yet."""
+        with self._lock:
+            report = super().stats()
+            if self._overflow:
+                report["dropped"] += self._overflow
+                by_reason = report["dropped_by_reason"]
+                by_reason[QUEUE_FULL] = by_reason.get(QUEUE_FULL, 0) + self._overflow
+        return report

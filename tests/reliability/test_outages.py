@@ -121,16 +121,18 @@ class FlakyClient(DataApiClient):
 
     failures = 1
 
-    def post(self, encoded: list[bytes], timeout: float | None = None) -> Answer:
+    def post(
+        self, encoded: list[bytes], timeout: float | None = None, read_timeout: float | None = None
+    ) -> Answer:
         if FlakyClient.failures > 0:
             FlakyClient.failures -= 1
             raise RuntimeError("boom: visitor-secret-code")
-        return super().post(encoded, timeout)
+        return super().post(encoded, timeout, read_timeout)
 
 
 class FlakyDelivery(Delivery):
-    def __init__(self, settings: Settings, counters: Any = None) -> None:
-        super().__init__(settings, counters)
+    def __init__(self, settings: Settings, counters: Any, **kwargs: Any) -> None:
+        super().__init__(settings, counters, **kwargs)
         self.client = FlakyClient(settings)
 
 

@@ -116,4 +116,4 @@ def test_gunicorn_with_the_api_hanging_stops_within_the_shutdown_timeout(
 
 
 def _numbers_lost(output: str) -> list[str]:
-    return re.findall(r"(\d+) event\(s\) could not be delivered", output)
+    return re.findall(r"(\d+) event\(s\) dropped \(shutdown_timeout\)", output)

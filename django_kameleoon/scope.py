@@ -1,0 +1,52 @@
+"""Whether the code running now serves a request: the request path never waits, other code may.
+
+A script or management command that tracks 90,000 conversions in a loop fills the queue faster
+than the sender empties it; dropping what does not fit would lose events although the API is up.
+So code that serves no request waits for room in the queue (up to ``FLUSH_TIMEOUT``), while a
+request never waits. "Serving a request" is a context variable, so it holds per thread under
+WSGI and per task under ASGI (and in the threads ``sync_to_async`` runs a sync view in). It is
+set by the middleware around every request, and by Django's ``request_started`` and
+``request_finished`` signals for sites whose views run without the middleware.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from django.core.signals import request_finished, request_started
+
+__all__ = ["connect", "in_request", "serving_request"]
+
+_serving: ContextVar[bool] = ContextVar("django_kameleoon_serving", default=False)
+
+
+def in_request() -> bool:
+    """True while the current thread (or task) serves a request."""
+    return _serving.get()
+
+
+@contextmanager
+def serving_request() -> Iterator[None]:
+    """Mark the code inside as serving a request: tracking there never waits for the queue."""
+    token = _serving.set(True)
+    try:
+        yield
+    finally:
+        _serving.reset(token)
+
+
+def _started(**kwargs: Any) -> None:
+    _serving.set(True)
+
+
+def _finished(**kwargs: Any) -> None:
+    _serving.set(False)
+
+
+def connect() -> None:
+    """Follow Django's request signals; ``AppConfig.ready`` calls it (again changes nothing)."""
+    request_started.connect(_started, dispatch_uid="django_kameleoon.scope.started")
+    request_finished.connect(_finished, dispatch_uid="django_kameleoon.scope.finished")
