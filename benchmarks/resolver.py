@@ -1,4 +1,4 @@
-"""The cost of a new User-Agent with the resolver this Python has (``python -m benchmarks.resolver``).
+"""What a new User-Agent costs with this Python's resolver: ``python -m benchmarks.resolver``.
 
 ua-parser-rs (Rust) is installed by default where it has wheels; elsewhere ua-parser's
 pure-Python resolver runs the same rules. This prints the median cost of

@@ -5,11 +5,18 @@ Helpers and constants are in ``tests/support.py``; test modules import them from
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+# Tests stop servers with Ctrl-C (SIGINT), as a terminal does. A run started in the background
+# of a script (`cmd &`, as CI runners may) begins with SIGINT ignored, and every process it
+# starts would inherit that and never see Ctrl-C; a handled signal is reset at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Before the import below: failed asserts in the shared helpers explain themselves too.
 pytest.register_assert_rewrite("tests.support")
