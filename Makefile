@@ -5,7 +5,7 @@ DJANGO ?= Django>=5.2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint format bench demo serve dist smoke ci clean isbot
+.PHONY: test lint format bench demo serve dist smoke ci clean isbot durable
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -65,3 +65,8 @@ ci:
 
 clean:
 	rm -rf .venv .venv-* .tox .mypy_cache .ruff_cache .pytest_cache *.egg-info build dist
+
+# The durable backends' figures (Celery on the local Redis): request-path cost side by side
+# with the threaded backend, and events per second per Celery worker process.
+durable: $(STAMP)
+	$(BIN)/python -m benchmarks.durable

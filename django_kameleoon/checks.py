@@ -10,7 +10,10 @@
 - ``W001`` the middleware is not in ``MIDDLEWARE``;
 - ``W002`` the middleware is listed after one that answers pages without it (cache, flatpages),
   or after a subclass of one;
-- ``W004`` a Django templates backend lacks the ``request`` context processor the tags need.
+- ``W004`` a Django templates backend lacks the ``request`` context processor the tags need;
+- ``W070`` ``PAGE_VIEWS`` needs the beacon, but its URL is not mounted.
+- ``E064``-``E068``, ``W060``, ``W061``: a durable backend (Celery, Django Tasks) whose framework
+  is missing or not set up, or that cannot be durable as configured (``check_backend_setup``).
 
 ``W003`` (listed before ``ConditionalGetMiddleware``) is no longer reported: a 304 counts as a
 page view whichever of the two comes first.
@@ -28,13 +31,18 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
-from django_kameleoon.conf import settings_problems
+from django_kameleoon.beacon import BEACON_URL_NAME
+from django_kameleoon.conf import get_settings, load_settings, settings_problems
 from django_kameleoon.lifecycle import uwsgi_threads_problem
 
 __all__ = [
     "MIDDLEWARE_PATH",
+    "check_backend_setup",
+    "check_beacon_urls",
     "check_context_processor",
     "check_middleware",
     "check_settings",
@@ -162,4 +170,57 @@ def check_uwsgi_threads(app_configs: Any = None, **kwargs: Any) -> list[CheckMes
             "or with --threads N, or upgrade to uWSGI 2.0.27 or later.",
             id="django_kameleoon.E002",
         )
+    ]
+
+
+@register()
+def check_beacon_urls(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``PAGE_VIEWS`` ``"beacon"`` and ``"auto"`` count pages by the beacon's image, which needs
+    its URL; without it ``{% kameleoon_beacon %}`` renders nothing and logs why."""
+    try:
+        mode = get_settings().PAGE_VIEWS
+    except ImproperlyConfigured:
+        return []  # check_settings reports it
+    if mode == "middleware":
+        return []
+    try:
+        reverse(BEACON_URL_NAME)
+    except NoReverseMatch:
+        consequence = (
+            "no page view is counted"
+            if mode == "beacon"
+            else "the middleware counts the pages that carry it"
+        )
+        return [
+            Warning(
+                f"KAMELEOON['PAGE_VIEWS'] is {mode!r}, but the beacon's URL is not mounted: "
+                f"{{% kameleoon_beacon %}} renders nothing, so {consequence}.",
+                hint='Add path("kameleoon/", include("django_kameleoon.urls")) to your '
+                "ROOT_URLCONF.",
+                id="django_kameleoon.W070",
+            )
+        ]
+    return []
+
+
+@register()
+def check_backend_setup(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The framework a durable backend hands events to is installed and set up.
+
+    Asked of the backend class itself (``setup_problems``), which refuses to start on the same
+    errors; nothing is reported while ``BACKEND`` is itself invalid (``E005`` says so).
+    """
+    try:
+        current = load_settings(getattr(settings, "KAMELEOON", None))
+        backend = import_string(current.BACKEND)
+    except Exception:
+        return []
+    problems = getattr(backend, "setup_problems", None)
+    if problems is None:
+        return []
+    return [
+        (Error if problem.check_id.startswith("E") else Warning)(
+            problem.message, id=f"django_kameleoon.{problem.check_id}"
+        )
+        for problem in problems(current)
     ]

@@ -62,11 +62,16 @@ logger = logging.getLogger("django_kameleoon")
 
 BODY_FORMATS = ("json", "query")
 VOCABULARIES = ("kameleoon", "names")
+#: Who counts page views: the middleware, the ``{% kameleoon_beacon %}`` image, or each where
+#: it applies (the beacon on pages that carry it, the middleware elsewhere).
+PAGE_VIEW_MODES = ("middleware", "beacon", "auto")
 SAMESITE_VALUES = ("Lax", "Strict", "None")
 SITE_CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: The Data API's endpoint, below ``DATA_API_URL``.
 ENDPOINT_PATH = "/visit/events"
 COOKIE_NAME_RE = re.compile(r"[A-Za-z0-9!#$&'*+.^_`|~-]+")
+#: How the durable backends (``CeleryBackend``, ``TasksBackend``) hand batches to their queue.
+HANDOFF_MODES = ("batched", "inline")
 BACKEND_ALIASES = {
     "threaded": "django_kameleoon.backends.threaded.ThreadedBackend",
     "sync": "django_kameleoon.backends.sync.SyncBackend",
@@ -256,6 +261,10 @@ def _vocabulary(value: Any) -> str | None:
     return None if value in VOCABULARIES else f"{value!r} is not one of {VOCABULARIES}"
 
 
+def _page_views(value: Any) -> str | None:
+    return None if value in PAGE_VIEW_MODES else f"{value!r} is not one of {PAGE_VIEW_MODES}"
+
+
 def _regex_list(value: Any) -> str | None:
     """Regexes that each compile: they are tried one by one, so each may carry global flags."""
     if not _is_list(value) or not all(isinstance(p, str) for p in value):
@@ -351,6 +360,20 @@ def _goals(value: Any) -> str | None:
     )
 
 
+def _handoff(value: Any) -> str | None:
+    return None if value in HANDOFF_MODES else f"{value!r} is not one of {HANDOFF_MODES}"
+
+
+def _optional_name(value: Any) -> str | None:
+    ok = value is None or (isinstance(value, str) and value.strip() == value and value)
+    return None if ok else "must be None or a queue name such as 'kameleoon'"
+
+
+def _alias(value: Any) -> str | None:
+    ok = isinstance(value, str) and value.strip() == value and value
+    return None if ok else f"{value!r} is not an alias of Django's TASKS setting, e.g. 'default'"
+
+
 def _is_list(value: Any) -> bool:
     """A list, tuple or other collection of items; not a string, which is a collection too."""
     return isinstance(value, Iterable) and not isinstance(value, str)
@@ -444,6 +467,13 @@ class Settings:
     READ_TIMEOUT_MAX: float | None = setting(
         None, validate=_optional_positive_number, check_id="E032"
     )
+    PAGE_VIEWS: Literal["middleware", "beacon", "auto"] = setting(
+        "middleware", validate=_page_views, check_id="E070"
+    )
+    HANDOFF: Literal["batched", "inline"] = setting("batched", validate=_handoff, check_id="E060")
+    CELERY_QUEUE: str | None = setting(None, validate=_optional_name, check_id="E061")
+    TASKS_BACKEND: str = setting("default", validate=_alias, check_id="E062")
+    HANDOFF_TIMEOUT: float = setting(0.25, validate=_positive_number, check_id="E063")
 
     @cached_property
     def read_timeout_max(self) -> float:

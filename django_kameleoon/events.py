@@ -209,6 +209,13 @@ class Event:
             **self.fields,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        """The event that :meth:`as_dict` gave, nonce included: a task queue carries events as
+        plain JSON, and a redelivered one must keep its nonce for the API to drop it."""
+        fields = dict(data)
+        return cls(fields.pop("visitorCode"), fields.pop("eventType"), fields, fields.pop("nonce"))
+
     def to_json(self) -> str:
         """One element of a ``json=true`` body."""
         return _to_json(self.as_dict())

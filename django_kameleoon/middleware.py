@@ -1,5 +1,8 @@
 """``KameleoonMiddleware``: turns each page a person views into STATICDATA and PAGE events.
 
+Pages that ``{% kameleoon_beacon %}`` counts (``PAGE_VIEWS``, see ``beacon``) are left to the
+beacon view, which makes their events with this module's :func:`queue_page_view`.
+
 The middleware works on the way out, once the response is known, because only then can it
 tell a page view (a GET answered 2xx with HTML) from everything else. Its work is pure CPU
 (a few string checks, a cached User-Agent lookup) plus one append to the backend's queue, so it
@@ -25,6 +28,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django_kameleoon import useragent
 from django_kameleoon.api import outgoing_fields
 from django_kameleoon.backends import get_backend
+from django_kameleoon.beacon import counted_by_beacon
 from django_kameleoon.caching import make_private, shared_cacheable
 from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
 from django_kameleoon.events import FIELDS, Event, normalise_fields
@@ -45,7 +49,10 @@ __all__ = [
     "asks_for_a_page",
     "is_page_view",
     "locale_language_tag",
+    "may_track_page",
+    "queue_page_view",
     "shows_a_page",
+    "store_visitor_code",
 ]
 
 logger = logging.getLogger("django_kameleoon")
@@ -195,19 +202,34 @@ def store_visitor_code(
 def is_page_view(
     request: HttpRequest, response: HttpResponseBase, settings: Settings, *, consent: bool = True
 ) -> bool:
-    """A GET that shows a page (:func:`shows_a_page`), on a tracked path, by a client that is
-    not a bot, with consent (unless ``consent=False``: everything but consent).
+    """A GET that shows a page (:func:`shows_a_page`), which no beacon counts
+    (``beacon.counted_by_beacon``), that :func:`may_track_page` (without consent when
+    ``consent=False``).
 
     Only GET counts: HEAD fetches no page a person sees (link checkers, monitors), and other
-    methods are form posts and API calls. Cheapest checks first; consent comes last because a
-    site's callable may query its database.
+    methods are form posts and API calls. Cheapest checks first.
     """
     if request.method != "GET" or not shows_a_page(request, response):
         return False
+    if counted_by_beacon(request, response, settings):
+        return False
+    return may_track_page(request, request.path_info, settings, consent=consent)
+
+
+def may_track_page(
+    request: HttpRequest, path: str, settings: Settings, *, consent: bool = True
+) -> bool:
+    """Whether a view of the page at ``path`` is tracked: page events are on, the path is not
+    excluded, the client is not a bot, the visitor consented (unless ``consent=False``).
+
+    The one set of rules of a page view, whoever counts it: the middleware, with the request's
+    own path, and the beacon view, with the path of the page that carried the image. Consent
+    comes last because a site's callable may query its database.
+    """
     if not (settings.TRACK_PAGES or settings.TRACK_STATICDATA):
         return False
     # search(), not match(): patterns mean what they say; the defaults are anchored with ^.
-    if settings.exclude_paths_re.search(request.path_info):
+    if settings.exclude_paths_re.search(path):
         return False
     if not is_person(request):
         return False
@@ -249,7 +271,7 @@ def asks_for_a_page(request: HttpRequest) -> bool:
 
 
 def send_page_view(request: HttpRequest, settings: Settings) -> bool:
-    """Queue STATICDATA and PAGE together: one ``send`` is one lock round trip in the backend.
+    """Queue the view of the page this request asked for, referred by its ``Referer``.
 
     Nothing is sent when the request's Host is not allowed (``get_host`` raises
     ``DisallowedHost``): a request for a host that is not ours is no page of this site.
@@ -260,14 +282,26 @@ def send_page_view(request: HttpRequest, settings: Settings) -> bool:
     except DisallowedHost:
         logger.info("Kameleoon: page view not tracked: the request's Host is not allowed")
         return False
+    queue_page_view(request, settings, href, request_header(request, "HTTP_REFERER") or None)
+    return True
+
+
+def queue_page_view(
+    request: HttpRequest, settings: Settings, href: str, referrer: str | None
+) -> None:
+    """Queue STATICDATA and PAGE together: one ``send`` is one lock round trip in the backend.
+
+    The one place a page view's events are made, for the middleware and the beacon view
+    alike: the browser and language come from ``request``, the page from ``href``,
+    ``referrer`` and what ``{% kameleoon_page %}`` (or the beacon's signed token) set.
+    """
     code = request_state(request).visitor_code
     events: list[Event] = []
     if settings.TRACK_STATICDATA:
         events.append(Event(code, "STATICDATA", static_data(request)))
     if settings.TRACK_PAGES:
-        events.append(Event(code, "PAGE", page_fields(request, href, settings)))
+        events.append(Event(code, "PAGE", page_fields(request, href, referrer, settings)))
     get_backend().send(events)
-    return True
 
 
 def static_data(request: HttpRequest) -> dict[str, Any]:
@@ -303,7 +337,9 @@ def _user_agent_fields(info: useragent.UserAgentInfo, vocabulary: str) -> dict[s
     return normalise_fields("STATICDATA", fields)
 
 
-def page_fields(request: HttpRequest, href: str, settings: Settings) -> dict[str, Any]:
+def page_fields(
+    request: HttpRequest, href: str, referrer: str | None, settings: Settings
+) -> dict[str, Any]:
     """PAGE fields: the absolute URL, the referrer, and what ``{% kameleoon_page %}`` set.
 
     ``api.outgoing_fields`` redacts every URL among them by the site's rules (``REDACT_*``,
@@ -312,7 +348,7 @@ def page_fields(request: HttpRequest, href: str, settings: Settings) -> dict[str
     """
     fields = {
         "href": href,
-        "referrerHref": request_header(request, "HTTP_REFERER") or None,
+        "referrerHref": referrer,
         **request_state(request).page,
     }
     return outgoing_fields("PAGE", fields, settings)

@@ -79,7 +79,7 @@ def http_request(request: HttpRequest | WrappedRequest | Any) -> HttpRequest:
 class RequestState:
     """What this app knows about one request, kept on the request itself."""
 
-    __slots__ = ("consent", "is_new", "page", "used", "visitor_code")
+    __slots__ = ("beacon", "consent", "is_new", "page", "used", "visitor_code")
 
     def __init__(self, visitor_code: str, is_new: bool) -> None:
         self.visitor_code = visitor_code
@@ -89,6 +89,8 @@ class RequestState:
         self.used = False
         #: PAGE fields set by ``{% kameleoon_page %}`` (title, canonicalHref, keyPageIndices).
         self.page: dict[str, Any] = {}
+        #: Whether ``{% kameleoon_beacon %}`` rendered its image: the beacon counts this page.
+        self.beacon = False
 
 
 def new_visitor_code() -> str:

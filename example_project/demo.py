@@ -2,15 +2,19 @@
 
 Starts the local collector (the strict Data API stand-in) in this process and the example shop
 under gunicorn (``runserver`` if gunicorn is missing) as a child process pointed at it, plays a
-scripted set of visits with ``requests``, stops the shop with SIGTERM so that its workers deliver
+scripted set of visits with ``requests`` (loading each page's beacon image, as a browser
+does), stops the shop with SIGTERM so that its workers deliver
 what they still hold at exit, and prints what the collector received. Exits 0 only when
 STATICDATA, PAGE and CONVERSION events arrived, each visitor's events are what its visits should
 produce, the bot sent nothing, and no rule of the Data API was broken; otherwise prints why and
-exits 1. Every wait has a deadline; nothing sleeps a fixed time.
+exits 1. Product pages are cached by the shop (``cache_page``) and counted by their beacon:
+the demo says which loads Django's cache served, each counted once. Every wait has a
+deadline; nothing sleeps a fixed time.
 """
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import io
 import os
@@ -47,6 +51,9 @@ STOP_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 10.0
 VISITOR_CODE_RE = re.compile(r'<code id="visitor-code">([A-Za-z0-9_-]+)</code>')
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+BEACON_RE = re.compile(r'<img src="([^"]+)"[^>]* data-kameleoon-beacon')
+RENDERED_RE = re.compile(r'<span id="rendered">([^<]+)</span>')
+COOKIE_NAME = "kameleoonVisitorCode"
 
 # Prices of the catalogue, to know what revenue the purchase must report.
 TEAPOT_PRICE = Decimal("29.90")
@@ -81,6 +88,8 @@ class Persona:
     # Filled in by the visits:
     visitor_code: str | None = None
     problems: list[str] = field(default_factory=list)
+    #: Loads of a page that Django's cache served (the same render as an earlier load).
+    cached_loads: int = 0
 
     @property
     def is_bot(self) -> bool:
@@ -203,13 +212,15 @@ class Site:
         return self.log.read().decode("utf-8", "replace")
 
 
-def site_environment(data_api_url: str) -> dict[str, str]:
-    """The shop's settings come from the environment: point it at this demo's collector."""
+def site_environment(data_api_url: str, cache_dir: str) -> dict[str, str]:
+    """The shop's settings come from the environment: point it at this demo's collector, with
+    an empty page cache of its own."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "shop.settings",
         "KAMELEOON_SITE_CODE": SITE_CODE,
         "KAMELEOON_DATA_API_URL": data_api_url,
+        "SHOP_CACHE_DIR": cache_dir,
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -233,9 +244,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_site(data_api_url: str, log: IO[bytes]) -> Site:
+def start_site(data_api_url: str, log: IO[bytes], cache_dir: str) -> Site:
     """gunicorn with two workers (each with its own sender thread), or runserver without it."""
-    env = site_environment(data_api_url)
+    env = site_environment(data_api_url, cache_dir)
     if importlib.util.find_spec("gunicorn") is not None:
         sock = listening_socket()
         port = sock.getsockname()[1]
@@ -316,8 +327,8 @@ class DemoError(Exception):
 @contextmanager
 def running_site(data_api_url: str) -> Iterator[Site]:
     """The site, started and answering; always stopped and reaped afterwards."""
-    with tempfile.TemporaryFile() as log:
-        site = start_site(data_api_url, log)
+    with tempfile.TemporaryFile() as log, tempfile.TemporaryDirectory() as cache_dir:
+        site = start_site(data_api_url, log, cache_dir)
         try:
             wait_until_up(site, time.monotonic() + START_TIMEOUT)
             yield site
@@ -335,25 +346,33 @@ def running_site(data_api_url: str) -> Iterator[Site]:
 # --------------------------------------------------------------------------------------------
 
 
-def visit(site: Site, persona: Persona) -> None:
-    """Play one persona's steps in one browser session (cookies kept between requests)."""
+def visit(site: Site, persona: Persona, renders: set[str]) -> None:
+    """Play one persona's steps in one browser session (cookies kept between requests).
+
+    ``renders`` holds the render times of the product pages seen so far: a page that shows
+    one again was served from Django's cache.
+    """
     session = requests.Session()
     session.headers.update({"User-Agent": persona.user_agent, "Accept": "text/html,*/*;q=0.8"})
     if persona.language:
         session.headers["Accept-Language"] = persona.language
     if persona.cookie:
-        session.cookies.set("kameleoonVisitorCode", persona.cookie, domain="127.0.0.1", path="/")
+        session.cookies.set(COOKIE_NAME, persona.cookie, domain="127.0.0.1", path="/")
     with session:
         page = ""  # the last HTML page, whose form a POST submits
         for step in persona.steps:
             response = request(session, site, step, page)
             kind = response.headers.get("Content-Type", "").split(";")[0]
             hops = " -> ".join(str(r.status_code) for r in [*response.history, response])
-            say(f"   {persona.label:<18} {step.method:<4} {step.path:<24} {hops:<10} {kind}")
+            page = response.text if kind == "text/html" else ""
+            cached = from_cache(page, renders)
+            persona.cached_loads += cached
+            note = "  (from Django's cache)" if cached else ""
+            say(f"   {persona.label:<18} {step.method:<4} {step.path:<24} {hops:<10} {kind}{note}")
             if response.status_code != 200:
                 persona.problems.append(f"{step.method} {step.path} answered {hops}")
-            page = response.text if kind == "text/html" else ""
-            note_visitor_code(persona, page)
+            load_beacon(session, site, persona, response.url, page)
+            note_visitor_code(persona, page, session)
 
 
 def request(session: requests.Session, site: Site, step: Step, page: str) -> requests.Response:
@@ -368,12 +387,41 @@ def request(session: requests.Session, site: Site, step: Step, page: str) -> req
     return session.post(url, data=data, headers={"Referer": url}, timeout=REQUEST_TIMEOUT)
 
 
-def note_visitor_code(persona: Persona, html: str) -> None:
-    """The page shows the visitor code (``{% kameleoon_visitor_code %}``): it must not change."""
-    match = VISITOR_CODE_RE.search(html)
+def from_cache(page: str, renders: set[str]) -> bool:
+    """Whether the page shows a render time already seen: Django's cache served it."""
+    match = RENDERED_RE.search(page)
+    if not match:
+        return False
+    seen = match.group(1) in renders
+    renders.add(match.group(1))
+    return seen
+
+
+def load_beacon(
+    session: requests.Session, site: Site, persona: Persona, page_url: str, page: str
+) -> None:
+    """Load the page's ``{% kameleoon_beacon %}`` image as a browser does, the page as its
+    ``Referer``: it counts the page's view, whoever served the page."""
+    match = BEACON_RE.search(page)
     if not match:
         return
-    code = match.group(1)
+    src = html.unescape(match.group(1))
+    headers = {"Referer": page_url, "Accept": "image/*", "Sec-Fetch-Dest": "image"}
+    response = session.get(site.url + src, headers=headers, timeout=REQUEST_TIMEOUT)
+    kind = response.headers.get("Content-Type", "")
+    status = response.status_code
+    say(f"   {persona.label:<18} GET    its beacon image       {status:<10} {kind}")
+    if status != 200 or kind != "image/gif":
+        persona.problems.append(f"the beacon of {page_url} answered {status} {kind}")
+
+
+def note_visitor_code(persona: Persona, page: str, session: requests.Session) -> None:
+    """The visitor code the page shows (``{% kameleoon_visitor_code %}``) or, on a page the same
+    for everyone (a cached product page), the one in the cookie: it must not change."""
+    match = VISITOR_CODE_RE.search(page)
+    code = match.group(1) if match else session.cookies.get(COOKIE_NAME)
+    if code is None:
+        return
     if persona.visitor_code is None:
         persona.visitor_code = code
     elif code != persona.visitor_code:
@@ -401,6 +449,8 @@ def check(people: Sequence[Persona], events: list[WireEvent], violations: list[s
     ]
     for persona in people:
         problems += check_persona(persona, summaries)
+    if not any(p.cached_loads for p in people if not p.is_bot):
+        problems.append("no product page was served from Django's cache")
     return problems
 
 
@@ -445,6 +495,10 @@ def report(people: Sequence[Persona], events: list[WireEvent], violations: list[
     ]
     for line in format_table(["who", "visitor", "served", "why"], rows):
         say("   " + line)
+    heading("Served from Django's cache, and counted by the beacon")
+    rows = [[p.label, str(p.cached_loads)] for p in people if p.cached_loads and not p.is_bot]
+    for line in format_table(["who", "cached loads"], rows):
+        say("   " + line)
     heading("Events by type")
     counts = count_by_type(events)
     for line in format_table(["type", "events"], sorted(counts.items())):
@@ -471,8 +525,9 @@ def run() -> int:
             up = time.monotonic() - started
             say(f"   {site.url}  ({site.server}), answering {up:.1f} s after the demo started")
             heading("Visiting the shop over HTTP")
+            renders: set[str] = set()
             for persona in people:
-                visit(site, persona)
+                visit(site, persona, renders)
             heading(
                 f"Stopping the shop ({site.stop_signal.name}): its workers deliver what they hold"
             )
@@ -493,8 +548,9 @@ def run() -> int:
         for problem in problems:
             say(f"   FAILED: {problem}")
         return 1
-    say("   OK: STATICDATA, PAGE and CONVERSION events arrived, the bot was filtered, and the")
-    say("   Data API stand-in found nothing wrong.")
+    say("   OK: STATICDATA, PAGE and CONVERSION events arrived, the bot was filtered, pages")
+    say("   served from Django's cache were counted once, and the Data API stand-in found")
+    say("   nothing wrong.")
     return 0
 
 

@@ -34,6 +34,8 @@ from gunicorn import version_info as GUNICORN_VERSION
 
 import django_kameleoon
 from django_kameleoon import checks
+from django_kameleoon.backends import celery as celery_backend
+from django_kameleoon.backends import tasks as tasks_backend
 from django_kameleoon.conf import DICT_CHECK_ID, RULES
 from django_kameleoon.testing import DataApiServer
 
@@ -45,6 +47,18 @@ SITE_CODE = "testsite01"
 COOKIE = "kameleoonVisitorCode"
 #: A visitor code the middleware made (a cookie it kept may be any valid code).
 NEW_CODE = re.compile(r"[a-z0-9]{16}")
+
+#: The README's order with Django's whole-site cache: ours above it, so it sees cache hits.
+SITE_CACHE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django_kameleoon.middleware.KameleoonMiddleware",
+    "django.middleware.cache.UpdateCacheMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.cache.FetchFromCacheMiddleware",
+]
 
 #: The ``kameleoon`` fixture's value: call it with ``KAMELEOON`` overrides.
 Configure = Callable[..., None]
@@ -730,7 +744,59 @@ def typed(e: dict[str, Any]) -> dict[str, Any]:
 
 
 def every_check_id() -> list[str]:
-    """Every id the app reports: those declared in ``conf`` and those written in ``checks.py``."""
+    """Every id the app reports: those declared in ``conf``, those written in ``checks.py``, and
+    the durable backends' ``setup_problems`` (which ``checks.check_backend_setup`` reports)."""
     declared = [rule.check_id for rule in RULES.values()] + [DICT_CHECK_ID]
     written = re.findall(r'id="django_kameleoon\.(\w+)"', inspect.getsource(checks))
+    for backend in (celery_backend, tasks_backend):
+        written += re.findall(r'Problem\(\s*"(\w+)"', inspect.getsource(backend))
     return [f"django_kameleoon.{check_id}" for check_id in declared + written]
+
+
+# -- durable delivery: the services and workers its tests need ---------------------------------
+
+#: Where the durable backends' tests find their services: CI's .ci/services starts them.
+SERVICES = {
+    "redis": ("127.0.0.1", 6379),
+    "rabbitmq": ("127.0.0.1", 5672),
+    "postgresql": ("127.0.0.1", 5432),
+}
+
+
+def require_service(name: str) -> tuple[str, int]:
+    """The address of a service a test needs; fail (never skip) when it is not answering."""
+    host, port = SERVICES[name]
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError as exc:
+        raise AssertionError(
+            f"{name} is not running on {host}:{port} ({exc}): the durable delivery tests need "
+            "it (.ci/services starts it)"
+        ) from None
+    return host, port
+
+
+def connections_to(port: int) -> int:
+    """How many established TCP connections (IPv4) there are to ``port`` on this machine."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    established = "01"
+    return sum(
+        1
+        for line in lines
+        if int(line.split()[2].split(":")[1], 16) == port and line.split()[3] == established
+    )
+
+
+def celery_worker(*options: str, app: str = "durable") -> list[str]:
+    """A Celery worker of the test site's app (prefork, without the cluster chatter)."""
+    return python_module(
+        "celery",
+        f"--app=tests.reliability.testsite.{app}",
+        "worker",
+        "--pool=prefork",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        *options,
+    )

@@ -5,6 +5,7 @@ of losing events while the API is up; a request never waits, whatever the queue 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -76,3 +77,18 @@ def test_outside_a_request_the_wait_for_room_is_bounded(
     assert stats["queued"] == 100
     assert stats["dropped_by_reason"] == {"queue_full": stats["dropped"]}
     assert 3000 - 100 - 10 <= stats["dropped"] <= 3000 - 100
+
+
+def test_code_in_an_event_loop_never_waits(kameleoon: Configure, data_api: DataApiServer) -> None:
+    """A websocket consumer serves no request, but blocking its event loop would stall every
+    client it serves: there a full queue drops, as in a request."""
+    kameleoon(MAX_QUEUE_SIZE=QUEUE, MAX_BATCH_EVENTS=BATCH, FLUSH_TIMEOUT=600.0)
+    data_api.stop()
+
+    async def consumer() -> None:
+        for i in range(BURST):
+            django_kameleoon.track_conversion(f"ws-{i}", 3)
+
+    returns(lambda: asyncio.run(consumer()))
+    stats = django_kameleoon.stats()
+    assert stats["queued"] == QUEUE and stats["dropped"] >= BURST - QUEUE - BATCH

@@ -102,6 +102,11 @@ BAD_VALUES: dict[str, tuple[Any, str]] = {
     "NOT_BOT_PATTERNS": ("PartnerApp/", "E052"),
     "FLUSH_TIMEOUT": (None, "E031"),
     "READ_TIMEOUT_MAX": (0, "E032"),
+    "PAGE_VIEWS": ("both", "E070"),
+    "HANDOFF": ("eager", "E060"),
+    "CELERY_QUEUE": ("", "E061"),
+    "TASKS_BACKEND": (None, "E062"),
+    "HANDOFF_TIMEOUT": (0, "E063"),
 }
 
 

@@ -8,6 +8,7 @@ Each test runs the command ``make`` itself would run for its target, with this i
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shlex
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.support import CHROME, ROOT, free_port, run_python, spawn, wait_until_answering
 
@@ -60,6 +62,10 @@ def test_make_demo_passes_within_two_minutes() -> None:
     assert re.search(r"^   Googlebot +\w+ +2 page\(s\) served +bot: not tracked$", output, re.M)
     buyer = re.search(r"^   \w+ +Buyer +DESKTOP .* (\d+) +(\d+) +([\d.]+)$", output, re.M)
     assert buyer and buyer.groups() == ("3", "2", "59.80"), output
+    # Product pages come from Django's cache on later loads, each counted once (its beacon).
+    assert "== Served from Django's cache, and counted by the beacon" in output
+    for who in ("Returning visitor", "Buyer"):
+        assert re.search(rf"^   {who} +1$", output, re.M), output
     assert "Violations of the Data API's rules\n   none" in output
     assert "OK: STATICDATA, PAGE and CONVERSION events arrived" in output
 
@@ -71,13 +77,19 @@ def test_make_serve_runs_the_shop_and_the_collector_until_ctrl_c(tmp_path: Path)
     env = {"SHOP_DATABASE": str(tmp_path / "db.sqlite3")}  # migrate writes it
     with spawn([sys.executable, *args], tmp_path / "serve.log", env=env) as process:
         # runserver starts after the collector: a browser's GET, until the shop answers.
-        wait_until_answering(
-            process,
-            f"http://127.0.0.1:{port}/products/mug/",
-            timeout=60,
-            headers={"User-Agent": CHROME},
-            request_timeout=5,
+        page = f"http://127.0.0.1:{port}/products/mug/"
+        shown = wait_until_answering(
+            process, page, timeout=60, headers={"User-Agent": CHROME}, request_timeout=5
         )
+        # The product page is counted by its beacon, which a browser loads next.
+        src = re.search(r'<img src="([^"]+)"[^>]* data-kameleoon-beacon', shown.text)
+        assert src, shown.text
+        image = requests.get(
+            f"http://127.0.0.1:{port}{html.unescape(src.group(1))}",
+            headers={"User-Agent": CHROME, "Referer": page},
+            timeout=5,
+        )
+        assert image.headers["Content-Type"] == "image/gif"
         # Ctrl-C reaches the whole foreground group (spawn gives it a group of its own).
         process.stop(signal.SIGINT, timeout=30, group=True)
     text = process.output()

@@ -43,7 +43,14 @@ BROKEN = [
     ),
 ]
 
-STATS_ZERO = {"queued": 0, "sent": 0, "retried": 0, "dropped": 0, "requests": 0}
+STATS_ZERO = {
+    "queued": 0,
+    "sent": 0,
+    "retried": 0,
+    "dropped": 0,
+    "requests": 0,
+    "dropped_by_reason": {},
+}
 
 
 @pytest.fixture

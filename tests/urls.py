@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 
 from tests import drf_views, views
 
@@ -21,6 +21,8 @@ urlpatterns = [
     path("error/", views.server_error),
     path("code.json", views.code_in_json),
     path("buy/", views.buy),
+    path("convert/<int:first>/<int:count>/", views.convert_many),
+    path("api/stats.json", views.backend_stats),
     path("thanks/", views.thanks),
     path("orders/<int:order>/thanks/", views.order_thanks),
     path("async/page/", views.async_page),
@@ -30,6 +32,10 @@ urlpatterns = [
     path("static/app.html", views.plain),
     path("stamped/", views.stamped),
     path("page-fields/", views.only_page_fields),
+    path("kameleoon/", include("django_kameleoon.urls")),
+    path("beacon/page/", views.beacon_page),
+    path("beacon/cached/", views.cached_beacon_page),
+    path("beacon/shareable/", views.shareable_beacon_page),
     path("cached/page/", views.cached_page),
     path("cached/thanks/", views.cached_thanks),
     path("cached/stamped/", views.cached_stamped),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -90,6 +91,22 @@ def code_in_json(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt
+def convert_many(request: HttpRequest, first: int, count: int) -> HttpResponse:
+    """Conversions of visitors ``conv-<first>`` to ``conv-<first + count - 1>``, in one request:
+    how the durable tests push thousands of events through a real server quickly."""
+    for number in range(first, first + count):
+        django_kameleoon.track_conversion(f"conv-{number}", 42, revenue=1.0)
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def backend_stats(request: HttpRequest) -> JsonResponse:
+    """This process's backend counters and pid: what the reliability tests read of a server."""
+    from django_kameleoon.backends import get_backend
+
+    return JsonResponse({**get_backend().stats(), "pid": os.getpid()})
+
+
+@csrf_exempt
 def buy(request: HttpRequest) -> HttpResponseBase:
     """A form POST that converts, then redirects: no PAGE, but the CONVERSION is sent."""
     if request.method != "POST":
@@ -126,6 +143,17 @@ def stamped(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"<!doctype html><p>{uuid.uuid4()}</p>", content_type="text/html")
 
 
+def beacon_page(request: HttpRequest) -> HttpResponse:
+    """A page that carries the beacon, with a body new each time the view runs (``stamp``)."""
+    context = {
+        "title": request.GET.get("title", "Beacon page"),
+        "canonical": "https://example.com/canonical/" if "canonical" in request.GET else None,
+        "keys": request.GET.get("keys"),
+        "stamp": uuid.uuid4(),
+    }
+    return render(request, "kameleoon_tests/beacon.html", context)
+
+
 def only_page_fields(request: HttpRequest) -> HttpResponse:
     """A page that sets PAGE fields and renders nothing per visitor: the same for everyone."""
     return render(request, "kameleoon_tests/page_fields.html")
@@ -136,6 +164,9 @@ cached_thanks = cache_page(60)(thanks)
 cached_stamped = cache_page(60)(stamped)
 cached_code_json = cache_page(60)(code_in_json)
 public_stamped = cache_control(public=True, max_age=60)(stamped)
+cached_beacon_page = cache_page(60)(beacon_page)
+#: Cacheable by any cache in front of Django (a CDN, a reverse proxy), not by Django's.
+shareable_beacon_page = cache_control(max_age=60)(beacon_page)
 
 #: The validator all three conditional decorators answer 304 for.
 ETAG = '"v1"'

@@ -190,13 +190,14 @@ class Delivery:
         """
         answer = self._post(encoded or self.encode(batch), timeout)
         self.counters.requests += 1
+        if not answer.outage:  # the API answered, or at least took the request
+            self.reporter.recovered(self.waiting())
         if answer.outcome is Outcome.DELIVERED:
             self.counters.sent += len(batch)
             # Wait for answers twice as long as this one took, but never less than TIMEOUT.
             self.read_timeout = max(
                 self.settings.TIMEOUT, min(self.read_timeout, 2 * answer.elapsed)
             )
-            self.reporter.recovered(self.waiting())
             events_delivered.send_robust(sender=type(self), events=batch)
             return Result(Outcome.DELIVERED)
         if answer.outcome is Outcome.TOO_LARGE:

@@ -29,6 +29,7 @@ class SyncBackend(BaseBackend):
         self.delivery.drop(left, FLUSH_TIMEOUT, f"not delivered within FLUSH_TIMEOUT ({limit:g} s)")
 
     def close(self, timeout: float | None = None, *, reason: str | None = None) -> None:
+        self.delivery.reporter.summary(0)
         self.delivery.close()
         super().close(timeout, reason=reason)
 

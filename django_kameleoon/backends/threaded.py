@@ -12,6 +12,7 @@ management command; see ``scope``) waits for room instead, up to ``FLUSH_TIMEOUT
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -42,6 +43,14 @@ LIVENESS_INTERVAL = 0.25
 
 #: The longest the sender thread goes without reporting a full queue, even while it backs off.
 REPORT_INTERVAL = 1.0
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class ThreadedBackend(BaseBackend):
@@ -109,12 +118,14 @@ class ThreadedBackend(BaseBackend):
                 self._cond.notify()
 
     def _may_wait(self) -> bool:
-        """Whether this caller may wait for room: not a request, not the sender itself."""
+        """Whether this caller may wait for room: not a request, not the sender itself, not
+        an event loop (a websocket consumer serves many clients)."""
         return not (
             self._gave_up_waiting
             or self._stopping
             or in_request()
             or threading.current_thread() is self._thread
+            or _in_event_loop()
         )
 
     def _wait_for_room(self, count: int) -> int:
@@ -213,12 +224,17 @@ class ThreadedBackend(BaseBackend):
     def _next_batch(self) -> list[Event] | None:
         """Wait for a full batch, a flush, a caller waiting for room, the interval, or
         shutdown; None when done. An empty batch, early, when a full queue is to be reported
-        (the interval, when it ends before the next one, goes on)."""
+        (the interval, when it ends before the next one, goes on).
+
+        A flush with nothing queued is no reason to return: ``flush()`` callers that have been
+        answered but not yet run would otherwise keep this thread spinning on empty batches.
+        """
         with self._cond:
             if self._due is None:
                 self._due = time.monotonic() + self._interval
             while (
-                not (self._stopping or self._flushing or self._room_waiters)
+                not self._stopping
+                and not ((self._flushing or self._room_waiters) and self._queue)
                 and len(self._queue) < self._batch
             ):
                 remaining = self._due - time.monotonic()

@@ -6,6 +6,9 @@
 - ``{% kameleoon_conversion goal_id revenue=... negative=... metadata=... key=... %}`` records
   a conversion for this request's visitor; renders nothing. With ``key=order.pk`` a reloaded
   page is the same conversion again, which the Data API drops.
+- ``{% kameleoon_beacon %}`` renders the 1x1 image that counts this page's view even when a
+  cache in front of Django served the page (``PAGE_VIEWS`` ``"beacon"`` or ``"auto"``); after
+  ``{% kameleoon_page %}``, whose fields it carries, signed.
 - ``{% kameleoon_script nonce=... %}`` renders Kameleoon's JavaScript tag for ``SITE_CODE``, for
   hybrid setups; nothing for a visitor without consent.
 
@@ -26,21 +29,25 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlencode
 
 from django import template
 from django.conf import settings as django_settings
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, reverse
 from django.utils.functional import Promise
 from django.utils.html import format_html
 
 from django_kameleoon.api import track_conversion
-from django_kameleoon.conf import get_settings, report_misconfiguration
+from django_kameleoon.beacon import BEACON_URL_NAME, MARKER, TOKEN_PARAMETER, sign_page
+from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
 from django_kameleoon.events import normalise_fields
 from django_kameleoon.visitor import get_visitor_code, has_consent, request_state, use_visitor
 
 __all__ = [
     "SCRIPT_URL",
+    "kameleoon_beacon",
     "kameleoon_conversion",
     "kameleoon_page",
     "kameleoon_script",
@@ -137,6 +144,53 @@ def kameleoon_script(context: template.Context, *, nonce: Any = None) -> str:
         return format_html('<script src="{}" async></script>', src)
     except Exception as exc:
         return _failed(context, "kameleoon_script", exc)
+
+
+@register.simple_tag(takes_context=True)
+def kameleoon_beacon(context: template.Context) -> str:
+    """A 1x1 image whose request counts this page's view (see ``django_kameleoon.beacon``).
+
+    The same for every visitor, so the page stays cacheable: the visitor is not used, and
+    consent is not asked. Nothing is rendered when another tag already learnt that this
+    visitor refused (``{% kameleoon_script %}`` asks; the page is then theirs alone), nor
+    while ``PAGE_VIEWS`` is ``"middleware"``. ``referrerpolicy="same-origin"``: the image's
+    request tells the site which page it is on, and nothing goes to another origin.
+    """
+    try:
+        request = _request(context, "kameleoon_beacon")
+        settings = get_settings()
+        state = request_state(request)
+        if settings.PAGE_VIEWS == "middleware" or state.consent is False:
+            return ""
+        token = sign_page(_page_url(request, settings), state.page)
+        src = f"{_beacon_path()}?{urlencode({TOKEN_PARAMETER: token})}"
+        state.beacon = True
+        return format_html(
+            '<img src="{}" alt="" width="1" height="1" referrerpolicy="same-origin" {}>',
+            src,
+            MARKER,
+        )
+    except Exception as exc:
+        return _failed(context, "kameleoon_beacon", exc)
+
+
+def _page_url(request: HttpRequest, settings: Settings) -> str | None:
+    """This page's URL, redacted (it lands in access logs in the image's query); None when
+    the request's Host is not allowed (the image's ``Referer`` may still tell it)."""
+    try:
+        return settings.url_redactor(request.build_absolute_uri())
+    except DisallowedHost:
+        return None
+
+
+def _beacon_path() -> str:
+    try:
+        return reverse(BEACON_URL_NAME)
+    except NoReverseMatch:
+        raise ImproperlyConfigured(
+            "{% kameleoon_beacon %} needs the beacon's URL: add "
+            'path("kameleoon/", include("django_kameleoon.urls")) to your URLconf'
+        ) from None
 
 
 def _consents(request: HttpRequest) -> bool:

@@ -8,6 +8,7 @@ project ID and ``https://eu-data.kameleoon.io``, against Kameleoon itself.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -73,9 +74,22 @@ USE_TZ = True
 STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Product pages are cached (``cache_page``) in files, which every gunicorn worker shares.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": os.environ.get(
+            "SHOP_CACHE_DIR", os.path.join(tempfile.gettempdir(), "kameleoon-demo-shop-cache")
+        ),
+    }
+}
+
 KAMELEOON = {
     "SITE_CODE": os.environ.get("KAMELEOON_SITE_CODE", "demoshop01"),
     "DATA_API_URL": os.environ.get("KAMELEOON_DATA_API_URL", "http://127.0.0.1:8765"),
+    # Product pages carry {% kameleoon_beacon %} and are cached: their beacon counts them,
+    # whoever served them. The middleware counts every other page.
+    "PAGE_VIEWS": "auto",
 }
 
 #: Add Kameleoon's JavaScript tag to every page (``{% kameleoon_script %}``): off unless asked.

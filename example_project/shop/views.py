@@ -1,5 +1,6 @@
-"""The shop's views. Only ``checkout`` mentions Kameleoon: page views are the middleware's job,
-and the templates fill in titles and the thank-you conversion with the tags.
+"""The shop's views. Only ``checkout`` mentions Kameleoon: page views are the middleware's job
+(the beacon's on product pages, which are cached), and the templates fill in titles and the
+thank-you conversion with the tags.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import cache_page
 
 import django_kameleoon
 from shop.catalog import PRODUCTS, Product
@@ -25,7 +27,15 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "shop/home.html", {"products": PRODUCTS.values()})
 
 
+#: How long a product page is served from Django's cache.
+PRODUCT_CACHE_SECONDS = 60
+
+
+@cache_page(PRODUCT_CACHE_SECONDS)
 def product(request: HttpRequest, slug: str) -> HttpResponse:
+    """The same page for everyone, so cached: nothing on it is the visitor's (no visitor
+    code in its footer), and ``{% kameleoon_beacon %}`` counts each view of it, cached or not.
+    """
     item = _product(slug)
     canonical = request.build_absolute_uri(reverse("product", args=[slug]))
     return render(request, "shop/product.html", {"product": item, "canonical": canonical})

@@ -1,9 +1,9 @@
 """No hang at exit: a process with 1,000 events queued and the Data API down or hanging exits
 within SHUTDOWN_TIMEOUT plus a second of its last line, and says how many events it lost.
 
-``tests/test_threaded.py`` covers the refused-connection case with start-up time included; here the
-exit itself is timed (from the script's last line to the process's end), for both kinds of
-outage: a refused connection fails fast, a hanging one must be cut short by the deadline.
+The exit itself is timed (from the script's last line to the process's end, so a slow start-up
+of Python and Django is not counted), for both kinds of outage: a refused connection fails fast,
+a hanging one must be cut short by the deadline.
 """
 
 from __future__ import annotations

@@ -46,3 +46,19 @@ LOGGING = {
         "django.request": {"handlers": ["stderr"], "level": "ERROR"},
     },
 }
+
+if os.environ.get("KAMELEOON_TEST_BROKER"):
+    # The site's Celery app, made as a project's __init__.py makes it.
+    import tests.reliability.testsite.durable  # noqa: F401
+if os.environ.get("KAMELEOON_TEST_POSTGRES"):
+    # Django Tasks on django-tasks-db, in a PostgreSQL database of the test's own.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": os.environ["KAMELEOON_TEST_POSTGRES"],
+            "HOST": "127.0.0.1",
+            "USER": "postgres",
+        }
+    }
+    INSTALLED_APPS = [*INSTALLED_APPS, "django_tasks", "django_tasks_db"]  # noqa: F405
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
