@@ -1,11 +1,11 @@
 # One venv per Django line, made on first use; `make test` needs nothing run before it.
 PYTHON ?= python3
 VENV ?= .venv
-DJANGO ?= Django>=4.2
+DJANGO ?= Django>=5.2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint format bench load scenarios demo serve ci clean isbot durable
+.PHONY: test lint format bench load scenarios demo serve dist smoke ci clean isbot durable
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,11 +61,21 @@ ISBOT ?= latest
 isbot:
 	$(PYTHON) tools/update_isbot.py $(ISBOT)
 
+# The sdist and the wheel as an index would get them: twine check --strict, LICENSE in both,
+# every tracked file in the sdist and its tests run from it.
+dist: $(STAMP)
+	$(BIN)/python tools/check_dist.py
+
+# The wheel in a fresh venv and a startproject site; one page view reaches the collector.
+smoke: $(STAMP)
+	$(BIN)/python tools/smoke.py
+
+# Everything CI runs, from services to the tox matrix (tox.ini) and `make dist smoke`.
 ci:
 	bash .ci/run
 
 clean:
-	rm -rf .venv .venv-* .mypy_cache .ruff_cache .pytest_cache *.egg-info
+	rm -rf .venv .venv-* .tox .mypy_cache .ruff_cache .pytest_cache *.egg-info build dist
 
 # The durable backends' figures (Celery on the local Redis): request-path cost side by side
 # with the threaded backend, and events per second per Celery worker process.

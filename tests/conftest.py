@@ -5,14 +5,23 @@ Helpers and constants are in ``tests/support.py``; test modules import them from
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+# Tests stop servers with Ctrl-C (SIGINT), as a terminal does. A run started in the background
+# of a script (`cmd &`, as CI runners may) begins with SIGINT ignored, and every process it
+# starts would inherit that and never see Ctrl-C; a handled signal is reset at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # Before the import below: failed asserts in the shared helpers explain themselves too.
 pytest.register_assert_rewrite("tests.support")
 
+from django.db.backends.signals import connection_created  # noqa: E402
 from django.test import Client, RequestFactory  # noqa: E402
 
 import django_kameleoon  # noqa: E402
@@ -104,3 +113,27 @@ def _empty_outbox() -> Iterator[None]:
     django_kameleoon.outbox.clear()
     yield
     django_kameleoon.outbox.clear()
+
+
+@pytest.fixture(autouse=True)
+def _close_connections_of_other_threads() -> Iterator[None]:
+    """Close the database connections that threads opened during the test.
+
+    Django never closes a connection to an in-memory SQLite database (that would drop the
+    database), so those opened in other threads (``sync_to_async``, the ASGI test client)
+    were left to the garbage collector, which Python 3.13 reports as a ResourceWarning. The
+    test database lives on in the main thread's connection.
+    """
+    opened: list[Any] = []
+
+    def keep(sender: Any, connection: Any, **kwargs: Any) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            opened.append(connection)
+
+    connection_created.connect(keep, weak=False)
+    yield
+    connection_created.disconnect(keep)
+    for wrapper in opened:
+        if wrapper.connection is not None:
+            wrapper.connection.close()
+            wrapper.connection = None

@@ -280,6 +280,9 @@ def commands() -> list[Any]:
     return found
 
 
+PROJECT_NAME = re.search(
+    r'^name = "(.+)"$', (ROOT / "pyproject.toml").read_text(encoding="utf-8"), re.M
+)[1]
 MAKE_TARGETS = set(re.findall(r"^([a-z]+):", (ROOT / "Makefile").read_text(), re.M))
 
 
@@ -296,11 +299,24 @@ def test_shell_command(command: str) -> None:
         command_class = load_command_class(get_commands()[name], name)
         command_class.create_parser("manage.py", name).parse_args(words[3:])
     elif words[:4] == ["python", "-m", "pip", "install"]:
-        # The path stands for wherever this repository was cloned; installing it is what the
-        # Makefile does (pip install -e .) before every test run.
-        assert words[4:] == ["/path/to/django-kameleoon"]
+        # From the package index, under the project's own name; or from a checkout, where the
+        # path stands for wherever this repository was cloned (what the Makefile does, pip
+        # install -e ., before every test run).
+        assert words[4:] in (["/path/to/django-kameleoon"], [PROJECT_NAME])
     else:
         pytest.fail(f"the README shows a command this test does not know how to check: {command}")
+
+
+LINK_TARGET = re.compile(r"\]\(([^)\s]*)")
+
+
+def test_every_link_works_where_the_readme_is_shown_alone() -> None:
+    """A package index shows the README without the repository beside it, and PyPI strips the
+    ids of headings, so a relative or ``#anchor`` link leads nowhere there: links are absolute,
+    and the README names files and sections as plain text."""
+    targets = LINK_TARGET.findall(README)
+    assert targets, "the pattern finds the README's links"
+    assert [target for target in targets if not target.startswith("https://")] == []
 
 
 # --------------------------------------------------------------------------------------------
