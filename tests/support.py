@@ -7,6 +7,7 @@ itself (views, URLs, signals, consent callables, ``reliability/testsite``) lives
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import inspect
 import itertools
 import json
@@ -786,121 +787,177 @@ CHROMIUM_FLAGS = (
     f"--user-agent={CHROME}",  # HeadlessChrome's own is a bot's: nothing would be tracked
     "--remote-debugging-pipe",
 )
+#: The longest any one wait on Chromium may take before the test fails.
+CHROMIUM_TIMEOUT = 30.0
 
 
 class Browser:
     """A headless Chromium driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``:
-    JSON messages ended by NUL, commands on its fd 3, answers on its fd 4): no driver, no
-    websocket, no download."""
+    JSON messages ended by NUL, commands on its fd 3, answers and events on its fd 4): no driver,
+    no websocket, no download. Read in the caller's thread, with a deadline on every wait, so
+    there is no reader thread to outlive the browser and keep a descriptor open."""
 
     def __init__(self, process: Process, commands: int, answers: int) -> None:
         self.process = process
         self.commands = commands
         self.answers = answers
         self.buffer = b""
-        self.last_id = 0
+        self.ids = itertools.count(1)
+        #: Events read while waiting for something else, kept for :meth:`wait_event`.
+        self.events: list[dict[str, Any]] = []
 
     def call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
-        """Send one command and return its result; events that arrive meanwhile are skipped."""
-        self.last_id += 1
-        message: dict[str, Any] = {"id": self.last_id, "method": method, "params": params}
+        """Send one command (to the tab ``session``, if given) and return its result; a
+        DevTools error fails the test."""
+        number = next(self.ids)
+        message: dict[str, Any] = {"id": number, "method": method, "params": params}
         if session:
             message["sessionId"] = session
         os.write(self.commands, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + 30
-        while True:
-            answer = self._read(deadline)
-            if answer.get("id") == self.last_id:
-                if "error" in answer:
-                    raise AssertionError(f"{method}: {answer['error']}")
-                result: dict[str, Any] = answer["result"]
-                return result
+        answer = self._receive(lambda m: m.get("id") == number, f"an answer to {method}")
+        if "error" in answer:
+            raise AssertionError(f"{method}: {answer['error']}")
+        result: dict[str, Any] = answer["result"]
+        return result
 
-    def _read(self, deadline: float) -> dict[str, Any]:
+    def wait_event(self, method: str, session: str) -> dict[str, Any]:
+        """The first ``method`` event of the tab ``session`` not waited for yet."""
+
+        def matches(message: dict[str, Any]) -> bool:
+            return message.get("method") == method and message.get("sessionId") == session
+
+        for event in self.events:
+            if matches(event):
+                self.events.remove(event)
+                return event
+        return self._receive(matches, method)
+
+    def forget_events(self, session: str) -> None:
+        """Drop the events of the tab ``session`` read so far (before it loads another page)."""
+        self.events = [e for e in self.events if e.get("sessionId") != session]
+
+    def _receive(self, matches: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + CHROMIUM_TIMEOUT
+        while not matches(message := self._read(deadline, what)):
+            if "method" in message:
+                self.events.append(message)
+        return message
+
+    def _read(self, deadline: float, what: str) -> dict[str, Any]:
         while b"\0" not in self.buffer:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not select.select([self.answers], [], [], remaining)[0]:
-                raise AssertionError(f"Chromium did not answer:\n{self.process.output()}")
+                raise AssertionError(
+                    f"Chromium sent no {what} within {CHROMIUM_TIMEOUT} s:\n"
+                    + self.process.output()
+                )
             chunk = os.read(self.answers, 1 << 16)
             if not chunk:
-                raise AssertionError(f"Chromium exited:\n{self.process.output()}")
+                raise AssertionError(f"Chromium exited before {what}:\n{self.process.output()}")
             self.buffer += chunk
         message, _, self.buffer = self.buffer.partition(b"\0")
         found: dict[str, Any] = json.loads(message)
         return found
 
-    def open(self, url: str) -> str:
-        """Open ``url`` in a new tab; returns the session that drives the tab."""
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        session: str = self.call("Target.attachToTarget", targetId=target, flatten=True)[
-            "sessionId"
-        ]
-        self.call("Page.navigate", session, url=url)
-        return session
+    def tab(self, language: str | None = None) -> Tab:
+        """A new tab in a browser context of its own (see :class:`Tab`)."""
+        return Tab(self, language)
 
-    def evaluate(self, session: str, expression: str) -> Any:
-        """The value of a JavaScript expression in the tab (awaited when it is a promise)."""
+
+class Tab:
+    """A page in a browser context of its own: its own cookies, and no HTTP cache, so that every
+    load asks the server (and whatever caches stand in front of it). ``language``, when given,
+    is the ``Accept-Language`` it sends."""
+
+    def __init__(self, browser: Browser, language: str | None = None) -> None:
+        self.browser = browser
+        context = browser.call("Target.createBrowserContext")["browserContextId"]
+        target = browser.call("Target.createTarget", url="about:blank", browserContextId=context)
+        attached = browser.call("Target.attachToTarget", targetId=target["targetId"], flatten=True)
+        self.session: str = attached["sessionId"]
+        self.call("Page.enable")
+        self.call("Network.enable")
+        self.call("Network.setCacheDisabled", cacheDisabled=True)
+        if language:
+            self.call("Network.setUserAgentOverride", userAgent=CHROME, acceptLanguage=language)
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        return self.browser.call(method, self.session, **params)
+
+    def navigate(self, url: str) -> None:
+        """Start loading ``url`` (what happens next is for :meth:`wait_for` to see)."""
+        navigated = self.call("Page.navigate", url=url)
+        assert "errorText" not in navigated, f"{url}: {navigated['errorText']}"
+
+    def load(self, url: str) -> None:
+        """Load ``url`` and wait for its load event (images included)."""
+        self.browser.forget_events(self.session)
+        self.navigate(url)
+        self.browser.wait_event("Page.loadEventFired", self.session)
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression in the page (awaited when it is a promise)."""
         result = self.call(
-            "Runtime.evaluate",
-            session,
-            expression=expression,
-            returnByValue=True,
-            awaitPromise=True,
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
         )
         if "exceptionDetails" in result:
             raise AssertionError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, session: str, expression: str, what: str, timeout: float = 20) -> None:
+    def wait_for(self, expression: str, what: str, timeout: float = 20) -> None:
+        """Wait until ``expression`` is truthy in the page; fail showing the page if it is not."""
         page = "location.href + '\\n' + document.documentElement.outerHTML.slice(0, 3000)"
         wait_until(
-            lambda: bool(self.evaluate(session, expression)),
+            lambda: bool(self.evaluate(expression)),
             what,
             timeout,
             interval=0.1,
-            details=lambda: str(self.evaluate(session, page)),
+            details=lambda: str(self.evaluate(page)),
         )
+
+    def cookie(self, name: str, url: str) -> str | None:
+        """The value of the cookie ``name`` the page's context would send to ``url``."""
+        cookies = self.call("Network.getCookies", urls=[url])["cookies"]
+        return next((c["value"] for c in cookies if c["name"] == name), None)
 
 
 @contextlib.contextmanager
 def chromium(log: Path, profile: Path) -> Iterator[Browser]:
-    """A headless Chromium with a fresh profile in ``profile``; skips the test when the machine
-    has none (Debian: ``apt-get install -y chromium``)."""
+    """A headless Chromium with a fresh profile in ``profile``, its output in ``log``; skips the
+    test only when the machine has none (Debian: ``apt-get install -y chromium``)."""
     import pytest
 
     binary = next(filter(None, map(shutil.which, CHROMIUM_NAMES)), None)
     if binary is None:
         pytest.skip(f"no Chromium ({', '.join(CHROMIUM_NAMES)}) on PATH: apt-get install chromium")
-    to_browser, commands = os.pipe()
-    answers, from_browser = os.pipe()
-    # The protocol's pipes must be the browser's fds 3 and 4: bash puts them there (dash takes
-    # no fd above 9).
-    argv = [
-        "bash",
-        "-c",
-        f'exec "$0" "$@" 3<&{to_browser} 4>&{from_browser}',
-        binary,
-        *CHROMIUM_FLAGS,
-        f"--user-data-dir={profile}",
-        "about:blank",
-    ]
+    opened: list[int] = []
     try:
-        with spawn(argv, log, pass_fds=(to_browser, from_browser)) as process:
-            os.close(to_browser)
-            os.close(from_browser)
-            to_browser = from_browser = -1
+        opened.extend(os.pipe())
+        opened.extend(os.pipe())
+        to_browser, commands, answers, from_browser = opened
+        # The protocol's pipes must be the browser's fds 3 and 4: moved there by bash (dash
+        # takes no fd above 9) from copies above 9, so that neither move clobbers the other.
+        theirs = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10) for fd in (to_browser, from_browser)]
+        opened.extend(theirs)
+        script = f'exec "$0" "$@" 3<&{theirs[0]} 4>&{theirs[1]} {theirs[0]}<&- {theirs[1]}>&-'
+        argv = ["bash", "-c", script, binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+        with spawn(argv, log, pass_fds=tuple(theirs)) as process:
+            # Only Chromium may hold its ends: our reads see the end of the pipe when it exits.
+            for fd in (to_browser, from_browser, *theirs):
+                opened.remove(fd)
+                os.close(fd)
             browser = Browser(process, commands, answers)
+            browser.call("Browser.getVersion")
             try:
                 yield browser
             finally:
                 with contextlib.suppress(OSError, AssertionError):
                     browser.call("Browser.close")
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.popen.wait(10)
+                    process.popen.wait(CHROMIUM_TIMEOUT)
     finally:
-        for fd in (to_browser, from_browser, commands, answers):
-            if fd >= 0:
-                os.close(fd)
+        for fd in opened:
+            os.close(fd)
 
 
 # -- durable delivery: the services and workers its tests need ---------------------------------

@@ -29,26 +29,23 @@ def test_the_toolbar_renders_the_panel(data_api: DataApiServer, tmp_path: Path) 
         serve(argv, kameleoon, tmp_path / "gunicorn.log", env=env) as server,
         chromium(tmp_path / "chromium.log", tmp_path / "profile") as browser,
     ):
-        tab = browser.open(server.url + "/plain/?q=shoes&token=s3cret")
+        tab = browser.tab()
+        tab.navigate(server.url + "/plain/?q=shoes&token=s3cret")
         # Its script is an async module: the button works once it has run (djdt is its API).
-        browser.wait_for(
-            tab,
+        tab.wait_for(
             f"typeof globalThis.djdt?.show_toolbar === 'function' && "
             f"!!{ROOT}.querySelector('#djDebug a.KameleoonPanel')",
             "the toolbar, with the panel's button, ready",
         )
-        browser.evaluate(tab, "djdt.show_toolbar()")
-        browser.evaluate(tab, f"{ROOT}.querySelector('#djDebug a.KameleoonPanel').click()")
-        browser.wait_for(
-            tab,
+        tab.evaluate("djdt.show_toolbar()")
+        tab.evaluate(f"{ROOT}.querySelector('#djDebug a.KameleoonPanel').click()")
+        tab.wait_for(
             f"({PANEL}?.innerText || '').includes('Events queued')",
             "the panel's content, fetched by the toolbar",
         )
-        text = browser.evaluate(tab, f"{PANEL}.innerText")
-        shown = browser.evaluate(
-            tab, f"getComputedStyle({ROOT}.querySelector('#KameleoonPanel')).display"
-        )
-        cookie = browser.evaluate(tab, "document.cookie")
+        text = tab.evaluate(f"{PANEL}.innerText")
+        shown = tab.evaluate(f"getComputedStyle({ROOT}.querySelector('#KameleoonPanel')).display")
+        cookie = tab.evaluate("document.cookie")
     code = dict(part.split("=", 1) for part in cookie.split("; "))["kameleoonVisitorCode"]
     assert shown != "none"
     assert code in text
