@@ -49,7 +49,6 @@ __all__ = [
     "asks_for_a_page",
     "is_page_view",
     "locale_language_tag",
-    "may_track_page",
     "page_rules_verdict",
     "page_verdict",
     "page_view_verdict",
@@ -213,8 +212,8 @@ def is_page_view(
     request: HttpRequest, response: HttpResponseBase, settings: Settings, *, consent: bool = True
 ) -> bool:
     """A GET that shows a page (:func:`shows_a_page`), which no beacon counts
-    (``beacon.counted_by_beacon``), that :func:`may_track_page` (without consent when
-    ``consent=False``)."""
+    (``beacon.counted_by_beacon``), that :func:`page_rules_verdict` lets through (without
+    consent when ``consent=False``)."""
     return page_view_verdict(request, response, settings, consent=consent) == PAGE_VIEW
 
 
@@ -235,14 +234,6 @@ def page_view_verdict(
     if counted_by_beacon(request, response, settings):
         return "beacon"
     return page_rules_verdict(request, request.path_info, settings, consent=consent)
-
-
-def may_track_page(
-    request: HttpRequest, path: str, settings: Settings, *, consent: bool = True
-) -> bool:
-    """Whether a view of the page at ``path`` is tracked: :func:`page_rules_verdict` says
-    ``PAGE_VIEW``."""
-    return page_rules_verdict(request, path, settings, consent=consent) == PAGE_VIEW
 
 
 def page_rules_verdict(

@@ -25,7 +25,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django_kameleoon.beacon import TOKEN_PARAMETER, TRANSPARENT_GIF, read_token
 from django_kameleoon.caching import keep_out_of_django_cache
 from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
-from django_kameleoon.middleware import may_track_page, queue_page_view, store_visitor_code
+from django_kameleoon.decisions import PAGE_VIEW
+from django_kameleoon.middleware import page_rules_verdict, queue_page_view, store_visitor_code
 from django_kameleoon.visitor import request_header, request_state
 
 __all__ = ["beacon", "page_href", "track_beacon"]
@@ -72,8 +73,9 @@ def track_beacon(request: HttpRequest, settings: Settings) -> str | None:
         return "the request's Host is not allowed"
     if href is None:
         return "no URL of the page"
-    if not may_track_page(request, _path_info(href), settings):
-        return "the page is excluded, the client a bot, or the visitor did not consent"
+    verdict = page_rules_verdict(request, _path_info(href), settings)
+    if verdict != PAGE_VIEW:
+        return verdict  # excluded_path, bot, consent, tracking_off: the middleware's codes
     request_state(request).page = fields
     # The page's own referrer is the browser's to know, and it does not tell an image.
     queue_page_view(request, settings, href, None)
