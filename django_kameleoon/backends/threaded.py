@@ -166,6 +166,8 @@ class ThreadedBackend(BaseBackend):
             count, self._overflow = self._overflow, 0
             # Counted under the lock, so that stats() never counts them twice or not at all.
             self.reporter.count(QUEUE_FULL, count)
+        if not count:
+            return  # the usual case, once per batch: nothing to say
         detail = f"MAX_QUEUE_SIZE={self._max_queue} reached"
         self.reporter.dropped(QUEUE_FULL, (), detail, count=count, counted=True)
 
