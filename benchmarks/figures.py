@@ -242,9 +242,15 @@ def page_view_environs(
     agents: int = 1000,
     visitors: int = 1500,
     seed: int = 2,
+    renewal_share: float = 0.05,
 ) -> list[dict[str, Any]]:
     """``count`` WSGI environs: User-Agents drawn Zipf-like from ``agents`` distinct ones,
-    ``new_share`` without a visitor cookie, the others with one of ``visitors`` codes."""
+    ``new_share`` without a visitor cookie, the others with one of ``visitors`` codes.
+
+    A returning browser sends back both cookies the middleware set, the code and the one that
+    dates it (``visitor.renewed_cookie_name``), except for ``renewal_share`` of returning
+    visits, which come after ``COOKIE_REFRESH_INTERVAL`` (a day) and have their cookie renewed.
+    """
     pool = useragents.distinct_user_agents(agents)
     draws = useragents.zipf_indices(count, len(pool), seed=seed)
     returning = _visitor_codes(visitors, seed=4)
@@ -279,9 +285,10 @@ def page_view_environs(
             environ["HTTP_REFERER"] = r.choice(REFERERS)
         if r.random() >= new_share:
             code = r.choice(returning)
-            environ["HTTP_COOKIE"] = (
-                f"kameleoonVisitorCode={code}; _ga=GA1.2.{r.randint(10**8, 10**9)}.1700000000"
-            )
+            cookie = f"kameleoonVisitorCode={code}; _ga=GA1.2.{r.randint(10**8, 10**9)}.1700000000"
+            if r.random() >= renewal_share:
+                cookie += "; kameleoonVisitorCodeRefreshed=1"
+            environ["HTTP_COOKIE"] = cookie
         environs.append(environ)
     return environs
 

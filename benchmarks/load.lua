@@ -1,6 +1,7 @@
 -- wrk script for benchmarks/load.py: what benchmarks/loadgen.py does, for wrk.
 -- Five real browsers' User-Agents over four pages; 70% of requests carry a returning visitor's
--- cookie (one of 1,000 codes), the others come without one, as new visitors do.
+-- cookie (one of 1,000 codes) and, as a browser sends back what the site set, mostly the cookie
+-- that dates it; the others come without one, as new visitors do.
 local agents = {
   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
   "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4.1 Mobile/15E148 Safari/604.1",
@@ -21,6 +22,11 @@ request = function()
   }
   if n % 10 < 7 then
     headers["Cookie"] = string.format("kameleoonVisitorCode=benchvisitor%05d", n % 1000)
+    -- A returning browser sends back the cookie that dates the code too, except on one request
+    -- in twenty: a visit a day after the last renewal, whose cookie is renewed.
+    if n % 20 ~= 0 then
+      headers["Cookie"] = headers["Cookie"] .. "; kameleoonVisitorCodeRefreshed=1"
+    end
   end
   return wrk.format("GET", pages[n % 4 + 1], headers)
 end

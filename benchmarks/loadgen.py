@@ -41,7 +41,11 @@ def request(n: int) -> bytes:
         "Accept-Language: en-US,en;q=0.9",
     ]
     if n % 10 < 7:
-        lines.append(f"Cookie: kameleoonVisitorCode=benchvisitor{n % 1000:05d}")
+        cookie = f"kameleoonVisitorCode=benchvisitor{n % 1000:05d}"
+        # A returning browser sends back the cookie that dates the code too, except on one
+        # request in twenty: a visit a day after the last renewal, whose cookie is renewed.
+        renewed = "" if n % 20 == 0 else "; kameleoonVisitorCodeRefreshed=1"
+        lines.append(f"Cookie: {cookie}{renewed}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
