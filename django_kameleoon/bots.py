@@ -314,6 +314,15 @@ class SiteRules:
     not_bot_patterns: tuple[str, ...] = ()
     """Exceptions that win over every other rule, e.g. a partner app's WebView."""
 
+    def __hash__(self) -> int:
+        # Hashed on every ``useragent.parse`` call (its cache key): once per instance, not
+        # the patterns again on each request.
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> int:
+        return hash((self.bot_patterns, self.not_bot_patterns))
+
     def decide(self, user_agent: str, listed: bool) -> bool:
         """Whether ``user_agent`` is a bot, given what the lists said (``listed``)."""
         if any(p.search(user_agent) for p in self._not_bots):

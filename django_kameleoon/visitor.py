@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Any, Protocol, TypeVar
+from http.cookies import Morsel
+from typing import Any, Literal, Protocol, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
@@ -161,8 +162,14 @@ def request_header(request: HttpRequest, key: str) -> str:
 
 
 def user_agent(request: HttpRequest) -> useragent.UserAgentInfo:
-    """The request's User-Agent, parsed (cached per header), with the site's bot patterns."""
-    return useragent.parse(request_header(request, "HTTP_USER_AGENT"), get_settings().site_bots)
+    """The request's User-Agent, parsed (cached per header), with the site's bot patterns;
+    kept on the request, which asks twice (is it a person? its STATICDATA)."""
+    info: useragent.UserAgentInfo | None = getattr(request, "_kameleoon_agent", None)
+    if info is None:
+        header = request_header(request, "HTTP_USER_AGENT")
+        info = useragent.parse(header, get_settings().site_bots)
+        request._kameleoon_agent = info  # type: ignore[attr-defined]
+    return info
 
 
 def is_person(request: HttpRequest) -> bool:
@@ -268,12 +275,6 @@ def _closing_connections(function: Callable[..., T], *args: Any) -> T:
         connections.close_all()
 
 
-@lru_cache(maxsize=4)
-def _expires(now: int, max_age: int) -> str:
-    """A cookie's ``expires`` date, formatted once a second rather than once a response."""
-    return http_date(now + max_age)
-
-
 def renewed_cookie_name(settings: Settings) -> str:
     """The cookie that says the visitor cookie was set or renewed in the last
     ``COOKIE_REFRESH_INTERVAL`` seconds: browsers do not send a cookie's expiry back, and the
@@ -314,16 +315,49 @@ def _set_cookie(
     *,
     httponly: bool,
 ) -> None:
+    """Set ``name`` as Django's ``set_cookie`` would, from a copy of :func:`_cookie_template`.
+
+    ``value`` is a visitor code or ``"1"``, which need no quoting, so the copy only takes it.
+    """
     settings = get_settings()
     secure = settings.COOKIE_SECURE
+    template = _cookie_template(
+        name,
+        max_age,
+        int(time.time()),
+        settings.COOKIE_DOMAIN,
+        request.is_secure() if secure is None else secure,
+        httponly,
+        settings.COOKIE_SAMESITE,
+    )
+    morsel = template.copy()
+    morsel.set(name, value, value)
+    response.cookies[name] = morsel
+
+
+@lru_cache(maxsize=8)
+def _cookie_template(
+    name: str,
+    max_age: int,
+    now: int,
+    domain: str | None,
+    secure: bool,
+    httponly: bool,
+    samesite: Literal["Lax", "Strict", "None"] | None,
+) -> Morsel[str]:
+    """The cookie's attributes as Django's own ``set_cookie`` writes them, made once a second
+    (its ``expires`` date changes with the second) rather than on every response that sets it,
+    one of the dearest steps of tracking a new visitor's page view. Copied, never handed out."""
+    response = HttpResponseBase()
     response.set_cookie(
         name,
-        value,
+        "",
         max_age=max_age,
-        expires=_expires(int(time.time()), max_age),
+        expires=http_date(now + max_age),
         path="/",
-        domain=settings.COOKIE_DOMAIN,
-        secure=request.is_secure() if secure is None else secure,
+        domain=domain,
+        secure=secure,
         httponly=httponly,
-        samesite=settings.COOKIE_SAMESITE,
+        samesite=samesite,
     )
+    return response.cookies[name]

@@ -8,16 +8,20 @@ accepted. The ``data_api`` fixture fails a test whose events broke any rule of t
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import pytest
 from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory, override_settings
+from django.utils.http import http_date
 
 import django_kameleoon
+from django_kameleoon.conf import get_settings
 from django_kameleoon.middleware import KameleoonMiddleware, locale_language_tag
 from django_kameleoon.testing import DataApiServer
+from django_kameleoon.visitor import renewed_cookie_name, request_state, set_visitor_cookie
 from tests.support import (
     ANDROID_PHONE,
     ANDROID_TABLET,
@@ -106,6 +110,54 @@ def test_cookie_attributes(client: Client) -> None:
     assert cookie["samesite"] == "Lax"
     assert not cookie["secure"]
     assert not cookie["httponly"], "Kameleoon's JavaScript must be able to read it"
+
+
+@pytest.mark.parametrize(
+    ("options", "https"),
+    [
+        ({}, False),
+        ({}, True),
+        ({"COOKIE_SECURE": True, "COOKIE_DOMAIN": ".example.com"}, False),
+        ({"COOKIE_SECURE": False, "COOKIE_SAMESITE": "Strict", "COOKIE_MAX_AGE": 3600}, True),
+        ({"COOKIE_SAMESITE": None, "COOKIE_NAME": "kv", "COOKIE_REFRESH_INTERVAL": 60}, False),
+        ({"COOKIE_SAMESITE": "None", "COOKIE_SECURE": True}, True),
+    ],
+)
+def test_the_cookies_are_what_djangos_set_cookie_writes(
+    kameleoon: Configure, rf: RequestFactory, options: dict[str, Any], https: bool
+) -> None:
+    """The middleware copies a template cookie made by Django's ``set_cookie`` (``visitor``):
+    its Set-Cookie headers are the ones ``set_cookie`` itself writes, for every setting."""
+    kameleoon(**options)
+    settings = get_settings()
+    request = rf.get("/", secure=https)
+    secure = https if settings.COOKIE_SECURE is None else settings.COOKIE_SECURE
+    code = request_state(request).visitor_code
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # both made within one second: the same expires date
+        now = int(time.time())
+        ours, django = HttpResponse(), HttpResponse()
+        set_visitor_cookie(request, ours)
+        for name, value, max_age, httponly in [
+            (settings.COOKIE_NAME, code, settings.COOKIE_MAX_AGE, False),
+            (renewed_cookie_name(settings), "1", settings.COOKIE_REFRESH_INTERVAL, True),
+        ]:
+            django.set_cookie(
+                name,
+                value,
+                max_age=max_age,
+                expires=http_date(now + max_age),
+                path="/",
+                domain=settings.COOKIE_DOMAIN,
+                secure=secure,
+                httponly=httponly,
+                samesite=settings.COOKIE_SAMESITE,
+            )
+        if int(time.time()) == now:
+            break
+    headers = [c.output() for c in ours.cookies.values()]
+    assert headers == [c.output() for c in django.cookies.values()]
+    assert len(headers) == 2
 
 
 def test_https_page_view_has_https_href_and_secure_cookie(
