@@ -23,7 +23,7 @@ from typing import Any
 
 from django_kameleoon import lifecycle
 from django_kameleoon.backends.base import BaseBackend
-from django_kameleoon.backends.delivery import Delivery
+from django_kameleoon.backends.delivery import EVENTS_PER_PIECE, Delivery, let_requests_run
 from django_kameleoon.backends.reporting import (
     ERROR,
     QUEUE_FULL,
@@ -54,15 +54,16 @@ def _in_event_loop() -> bool:
 
 
 def release(batch: list[Event]) -> None:
-    """Let go of a delivered batch one event at a time.
+    """Let go of a delivered batch a piece at a time, letting requests run between pieces.
 
     Dropping the last reference to a 1,000-event list frees every event in one C call, which
-    held the interpreter for up to a millisecond while request threads waited for it; one
-    ``pop()`` per event lets the interpreter switch threads between them (issue 13).
+    held the interpreter for up to a millisecond while request threads waited for it (issue 13).
     """
     pop = batch.pop
-    for _ in range(len(batch)):
+    for count in range(len(batch), 0, -1):
         pop()
+        if count % EVENTS_PER_PIECE == 0:
+            let_requests_run()
 
 
 class ThreadedBackend(BaseBackend):
