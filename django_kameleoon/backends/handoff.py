@@ -10,8 +10,9 @@ What a worker does with the message is in :mod:`django_kameleoon.backends.worker
 ``HANDOFF = "inline"`` adds one step to ``send()``: it waits, at most ``HANDOFF_TIMEOUT``
 seconds, until the hand-off thread has published what the request tracked, so that nothing
 waits in the web process's memory once the response is sent. Requests that arrive together are
-published together (one message), and while the queue is failing ``send()`` does not wait at
-all: pages keep their speed, and the events wait in the buffer as in ``"batched"`` mode.
+published together (one message), and while the queue is failing (an error, or a wait that
+timed out) ``send()`` does not wait at all: pages keep their speed, and the events wait in the
+buffer as in ``"batched"`` mode until a publish succeeds again.
 """
 
 from __future__ import annotations
@@ -126,7 +127,14 @@ class HandoffBackend(ThreadedBackend):
 
     def send(self, events: Sequence[Event]) -> None:
         super().send(events)
-        if self._inline and events:
+        if not (self._inline and events):
+            return
+        publisher = self._delivery
+        if isinstance(publisher, Publisher) and publisher.failing:
+            return
+        if not self.flush(self._handoff_timeout):
+            # A broker that hangs (no error, no answer) would otherwise cost every request the
+            # whole HANDOFF_TIMEOUT; one is enough, until a publish succeeds again.
             publisher = self._delivery
-            if not (isinstance(publisher, Publisher) and publisher.failing):
-                self.flush(self._handoff_timeout)
+            if isinstance(publisher, Publisher):
+                publisher.failing = True

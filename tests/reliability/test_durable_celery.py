@@ -253,6 +253,35 @@ def test_a_web_worker_killed(handoff: str, data_api: DataApiServer, tmp_path: Pa
     )
 
 
+def test_inline_with_a_broker_that_hangs(data_api: DataApiServer, tmp_path: Path) -> None:
+    """The broker stops answering (SIGSTOP: no error, no reply, the connection open): one
+    ``inline`` request waits out ``HANDOFF_TIMEOUT``, the ones after it do not wait at all; when
+    it answers again, everything is handed off and delivered."""
+    timeout = 0.5
+    settings = {"HANDOFF": "inline", "HANDOFF_TIMEOUT": timeout, "FLUSH_INTERVAL": 0.2}
+    with site_on_own_redis(tmp_path, data_api, free_port(), settings) as (redis, site, site_env):
+        convert(site, 0, 10)
+        os.kill(redis.popen.pid, signal.SIGSTOP)
+        try:
+            waits = []
+            for first in range(10, 210, 10):
+                began = time.monotonic()
+                convert(site, first, 10)
+                waits.append(time.monotonic() - began)
+        finally:
+            os.kill(redis.popen.pid, signal.SIGCONT)
+        # One waits (two, if a page is that slow on a loaded machine); without the hang being
+        # noticed, every conversion of every page would wait out the timeout.
+        assert sum(wait >= timeout for wait in waits) <= 2, waits
+        assert stats(site)["dropped"] == 0
+        with spawn(
+            celery_worker("--concurrency=1"), tmp_path / "worker.log", env=site_env
+        ) as worker:
+            assert_all_arrived(data_api, 210)
+            worker.stop(timeout=30)
+    print(f"\ninline, broker hangs: the slowest pages {sorted(waits)[-3:]} s")
+
+
 @contextlib.contextmanager
 def own_redis(tmp_path: Path, port: int) -> Iterator[Process]:
     """A Redis server of this test's own (the machine's is shared), persisting to its folder."""
@@ -262,6 +291,21 @@ def own_redis(tmp_path: Path, port: int) -> Iterator[Process]:
     with spawn(argv, tmp_path / f"redis-{time.monotonic_ns()}.log") as redis:
         redis.wait_for(lambda: connections_ok(port), "Redis answering", 20)
         yield redis
+
+
+@contextlib.contextmanager
+def site_on_own_redis(
+    tmp_path: Path, data_api: DataApiServer, port: int, settings: dict[str, Any]
+) -> Iterator[tuple[Process, Process, dict[str, str]]]:
+    """:func:`own_redis` on ``port`` and a one-worker site using it as its broker; yields the
+    Redis, the site and the environment a Celery worker of the site needs."""
+    with own_redis(tmp_path, port) as redis:
+        env = {"KAMELEOON_TEST_BROKER": f"redis://127.0.0.1:{port}/0"}
+        with durable_site(tmp_path, data_api, "redis", kameleoon=settings, workers=1, env=env) as (
+            site,
+            site_env,
+        ):
+            yield redis, site, site_env
 
 
 def connections_ok(port: int) -> bool:
@@ -285,37 +329,32 @@ def test_the_broker_down_for_a_while(handoff: str, data_api: DataApiServer, tmp_
         "MAX_BATCH_EVENTS": settings_batch,
         "HANDOFF_TIMEOUT": 0.25,
     }
-    with own_redis(tmp_path, port) as redis:
-        env = {"KAMELEOON_TEST_BROKER": f"redis://127.0.0.1:{port}/0"}
-        with durable_site(tmp_path, data_api, "redis", kameleoon=settings, workers=1, env=env) as (
-            site,
-            site_env,
+    with site_on_own_redis(tmp_path, data_api, port, settings) as (redis, site, site_env):
+        convert(site, 0, 100)
+        wait_until(lambda: stats(site)["sent"] == 100, "the first events handed off")
+        redis.stop(signal.SIGKILL, timeout=10)
+        slowest = 0.0
+        for first in range(100, 1600, 10):  # 1,500 events for a buffer of 1,000
+            began = time.monotonic()
+            convert(site, first, 10)
+            slowest = max(slowest, time.monotonic() - began)
+        # The buffer holds MAX_QUEUE_SIZE events (the hand-off thread one batch more).
+        dropped = stats(site)["dropped"]
+        assert 500 - settings_batch <= dropped <= 500, stats(site)
+        # The broker back (from its append-only file: what it had is kept); a worker
+        # started then (Celery's own recovery from a lost broker is not under test).
+        with (
+            own_redis(tmp_path, port),
+            spawn(
+                celery_worker("--concurrency=1"), tmp_path / "worker.log", env=site_env
+            ) as worker,
         ):
-            convert(site, 0, 100)
-            wait_until(lambda: stats(site)["sent"] == 100, "the first events handed off")
-            redis.stop(signal.SIGKILL, timeout=10)
-            slowest = 0.0
-            for first in range(100, 1600, 10):  # 1,500 events for a buffer of 1,000
-                began = time.monotonic()
-                convert(site, first, 10)
-                slowest = max(slowest, time.monotonic() - began)
-            # The buffer holds MAX_QUEUE_SIZE events (the hand-off thread one batch more).
-            dropped = stats(site)["dropped"]
-            assert 500 - settings_batch <= dropped <= 500, stats(site)
-            # The broker back (from its append-only file: what it had is kept); a worker
-            # started then (Celery's own recovery from a lost broker is not under test).
-            with (
-                own_redis(tmp_path, port),
-                spawn(
-                    celery_worker("--concurrency=1"), tmp_path / "worker.log", env=site_env
-                ) as worker,
-            ):
-                wait_until(lambda: stats(site)["queued"] == 0, "the buffer handed off", 30)
-                kept = 1600 - dropped
-                events = data_api.wait_for_events(kept, timeout=60)
-                assert len({e["nonce"] for e in events}) == kept
-                assert data_api.duplicates == [] and data_api.violations == []
-                worker.stop(timeout=30)
+            wait_until(lambda: stats(site)["queued"] == 0, "the buffer handed off", 30)
+            kept = 1600 - dropped
+            events = data_api.wait_for_events(kept, timeout=60)
+            assert len({e["nonce"] for e in events}) == kept
+            assert data_api.duplicates == [] and data_api.violations == []
+            worker.stop(timeout=30)
     print(
         f"\n{handoff}: broker down: slowest page {slowest * 1000:.0f} ms, "
         f"{dropped} of 1,500 dropped"
