@@ -8,7 +8,9 @@ accepted. The ``data_api`` fixture fails a test whose events broke any rule of t
 from __future__ import annotations
 
 import logging
+import pickle
 import time
+from http.cookies import Morsel
 from typing import Any
 
 import pytest
@@ -158,6 +160,28 @@ def test_the_cookies_are_what_djangos_set_cookie_writes(
     headers = [c.output() for c in ours.cookies.values()]
     assert headers == [c.output() for c in django.cookies.values()]
     assert len(headers) == 2
+
+
+def test_a_cookie_changed_after_us_is_written_with_the_change(
+    kameleoon: Configure, rf: RequestFactory
+) -> None:
+    """Our cookies write their Set-Cookie line from the template's, made once; a view or a
+    middleware that changes an attribute afterwards, or a cache that pickles the response,
+    still gets the line Python writes."""
+    kameleoon()
+    request = rf.get("/")
+    response = HttpResponse()
+    set_visitor_cookie(request, response)
+    cookie = response.cookies[COOKIE]
+    line = cookie.OutputString()
+    assert line.startswith(f"{COOKIE}={request_state(request).visitor_code}; expires=")
+    assert pickle.loads(pickle.dumps(response)).cookies[COOKIE].OutputString() == line
+    assert cookie.OutputString(attrs=["path"]) == Morsel.OutputString(cookie, attrs=["path"])
+    cookie["path"] = "/shop/"
+    cookie["secure"] = True
+    changed = cookie.OutputString()
+    assert "Path=/shop/" in changed and "Secure" in changed
+    assert changed == Morsel.OutputString(cookie)
 
 
 def test_https_page_view_has_https_href_and_secure_cookie(
