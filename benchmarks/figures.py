@@ -437,11 +437,13 @@ def growth(sink: Sink, *, requests: int = 2000, rounds: int = 3) -> Figure:
     Each point serves fresh requests every round (the warm-up's draws are not repeated), so
     a User-Agent beyond the parse cache (10,000 entries) is parsed again, and those misses
     are in the figure. The added cost is ours minus the stack alone, on the same requests, in
-    alternating order. The cost is process CPU (the request thread's, plus the sender's until
-    the round is delivered), which a busy machine inflates less than wall time. Visitors:
-    ``n`` distinct codes over the round's requests, every request with a cookie; the rate in
-    visitors per second is what the round reached (one process serves a few thousand requests
-    a second, so at 10,000 codes nearly every request is a new visitor).
+    alternating order: the median of the rounds' differences, which cancels the machine's drift
+    from round to round (a difference of the two medians let a ~450 µs request's noise swing
+    an ~80 µs figure by half between runs). The cost is process CPU (the request thread's, plus
+    the sender's until the round is delivered), which a busy machine inflates less than wall
+    time. Visitors: ``n`` distinct codes over the round's requests, every request with a
+    cookie; the rate in visitors per second is what the round reached (one process serves a few
+    thousand requests a second, so at 10,000 codes nearly every request is a new visitor).
     """
     from django_kameleoon import middleware, useragent
 
@@ -458,7 +460,8 @@ def growth(sink: Sink, *, requests: int = 2000, rounds: int = 3) -> Figure:
             misses = useragent._parse_cached.cache_info().misses
             series, seconds = _growth_rounds(stack, with_ours, chunks, rounds)
             misses = useragent._parse_cached.cache_info().misses - misses
-            added[curve, n] = (series["ours"].median - series["stack"].median) * 1e6
+            differences = zip(series["ours"].values, series["stack"].values, strict=True)
+            added[curve, n] = statistics.median(o - s for o, s in differences) * 1e6
             if curve == "User-Agents":
                 share = misses / ((rounds + 1) * requests)
                 detail = f"{share:.0%} of requests (warm-up included) parsed a new User-Agent"

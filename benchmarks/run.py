@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             page_rounds = rounds if options.quick else 7
             results.append(step("page view", figures.page_view(sink, sdk, rounds=page_rounds)))
         if "growth" in wanted:
-            growth_rounds = 2 if options.quick else 3
+            growth_rounds = 2 if options.quick else 5
             results.append(step("growth", figures.growth(sink, rounds=growth_rounds)))
         if "delivery" in wanted:
             results.append(step("delivery", figures.delivery(sink, rounds=3)))
