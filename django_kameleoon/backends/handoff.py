@@ -132,9 +132,8 @@ class HandoffBackend(ThreadedBackend):
         publisher = self._delivery
         if isinstance(publisher, Publisher) and publisher.failing:
             return
-        if not self.flush(self._handoff_timeout):
-            # A broker that hangs (no error, no answer) would otherwise cost every request the
-            # whole HANDOFF_TIMEOUT; one is enough, until a publish succeeds again.
-            publisher = self._delivery
-            if isinstance(publisher, Publisher):
-                publisher.failing = True
+        # A broker that hangs (no error, no answer) would otherwise cost every request the
+        # whole HANDOFF_TIMEOUT; one is enough, until a publish succeeds again. (The publisher
+        # is looked up again: the first flush starts the thread that makes it.)
+        if not self.flush(self._handoff_timeout) and isinstance(self._delivery, Publisher):
+            self._delivery.failing = True
