@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from functools import cached_property
+from functools import cached_property, lru_cache
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
@@ -69,6 +69,10 @@ SAMESITE_VALUES = ("Lax", "Strict", "None")
 SITE_CODE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: The Data API's endpoint, below ``DATA_API_URL``.
 ENDPOINT_PATH = "/visit/events"
+#: ``Settings.url_redactor`` remembers its answers for this many URLs of at most this length:
+#: some 1 MB at the most, however many distinct URLs visitors send.
+REDACTED_URL_CACHE_SIZE = 1024
+REDACTED_URL_CACHE_LENGTH = 512
 COOKIE_NAME_RE = re.compile(r"[A-Za-z0-9!#$&'*+.^_`|~-]+")
 #: How the durable backends (``CeleryBackend``, ``TasksBackend``) hand batches to their queue.
 HANDOFF_MODES = ("batched", "inline")
@@ -518,6 +522,10 @@ class Settings:
         """``redaction.redact_url`` with this site's rules, for every URL an event carries.
 
         ``KEEP_QUERY_PARAMS`` names are compared lower-case, as the query's decoded names are.
+        The answers for URLs up to ``REDACTED_URL_CACHE_LENGTH`` characters are cached: a page
+        view redacts two URLs, and pages and referrers repeat (a site's popular pages, a search
+        engine's address), while a URL with a query costs some 7 µs to redact. The cache is
+        bounded in entries and in the length of what it keeps, so hostile URLs cannot grow it.
         """
         words = self.redacted_words
         names = self.KEEP_QUERY_PARAMS
@@ -527,7 +535,12 @@ class Settings:
         def redact(url: str) -> str:
             return redact_url(url, words, keep=keep, paths=paths)
 
-        return redact
+        cached = lru_cache(maxsize=REDACTED_URL_CACHE_SIZE)(redact)
+
+        def redactor(url: str) -> str:
+            return cached(url) if len(url) <= REDACTED_URL_CACHE_LENGTH else redact(url)
+
+        return redactor
 
     @cached_property
     def events_url(self) -> str:

@@ -22,8 +22,10 @@ from functools import lru_cache
 from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings as django_settings
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import HttpRequest, HttpResponseBase
+from django.http.request import split_domain_port, validate_host
 
 from django_kameleoon import useragent
 from django_kameleoon.api import outgoing_fields, queue
@@ -46,6 +48,7 @@ from django_kameleoon.visitor import (
 
 __all__ = [
     "KameleoonMiddleware",
+    "allowed_host",
     "asks_for_a_page",
     "is_page_view",
     "locale_language_tag",
@@ -306,12 +309,36 @@ def send_page_view(request: HttpRequest, settings: Settings) -> str:
     """
     try:
         # What build_absolute_uri() gives for a request's own URL, without re-parsing it.
-        href = f"{request.scheme}://{request.get_host()}{request.get_full_path()}"
+        href = f"{request.scheme}://{allowed_host(request)}{request.get_full_path()}"
     except DisallowedHost:
         logger.info("Kameleoon: page view not tracked: the request's Host is not allowed")
         return "host"
     referrer = request_header(request, "HTTP_REFERER") or None
     return PAGE_VIEW if queue_page_view(request, settings, href, referrer) else "no_backend"
+
+
+def allowed_host(request: HttpRequest) -> str:
+    """``request.get_host()``, with Django's verdict on each Host header remembered.
+
+    Django checks the header against ``ALLOWED_HOSTS`` on every call, and its first step (a
+    regex that reads IPv6 literals and ports) is the dearest single step of a page view's URL.
+    The verdict depends only on the header and ``ALLOWED_HOSTS``, so it is cached on both, in
+    a bounded cache: hostile headers cannot grow it. A site in ``DEBUG`` with no
+    ``ALLOWED_HOSTS`` (Django then allows the local names) is left to Django.
+    """
+    allowed = django_settings.ALLOWED_HOSTS
+    if not allowed and django_settings.DEBUG:
+        return request.get_host()
+    host: str = request._get_raw_host()  # type: ignore[attr-defined]
+    if not _host_allowed(host, tuple(allowed)):
+        request.get_host()  # raises DisallowedHost, with Django's own message
+    return host
+
+
+@lru_cache(maxsize=64)
+def _host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, allowed)
 
 
 def queue_page_view(

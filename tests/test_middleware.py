@@ -15,13 +15,19 @@ from typing import Any
 
 import pytest
 from asgiref.sync import iscoroutinefunction
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 from django.utils.http import http_date
 
 import django_kameleoon
 from django_kameleoon.conf import get_settings
-from django_kameleoon.middleware import KameleoonMiddleware, locale_language_tag
+from django_kameleoon.middleware import (
+    KameleoonMiddleware,
+    _host_allowed,
+    allowed_host,
+    locale_language_tag,
+)
 from django_kameleoon.testing import DataApiServer
 from django_kameleoon.visitor import renewed_cookie_name, request_state, set_visitor_cookie
 from tests.support import (
@@ -866,6 +872,64 @@ def test_bad_host_reaching_us_is_not_tracked(data_api: DataApiServer, host: str)
     assert response.status_code == 200
     assert COOKIE not in response.cookies
     assert delivered(data_api) == []
+
+
+HOST_CASES = [
+    # (ALLOWED_HOSTS, DEBUG, USE_X_FORWARDED_HOST, Host, X-Forwarded-Host)
+    (["shop.example.com"], False, False, "shop.example.com", None),
+    (["shop.example.com"], False, False, "SHOP.example.com:8443", None),
+    (["shop.example.com"], False, False, "shop.example.com.", None),
+    (["shop.example.com"], False, False, "evil.example", None),
+    (["shop.example.com"], False, False, "shop.example.com@evil.example", None),
+    ([".example.com"], False, False, "www.example.com", None),
+    ([".example.com"], False, False, "example.com", None),
+    ([".example.com"], False, False, "example.com.evil.org", None),
+    (["*"], False, False, "anything.example:81", None),
+    (["*"], False, False, "bad host", None),
+    (["[::1]"], False, False, "[::1]:8000", None),
+    (["[::1]"], False, False, "[::1", None),
+    ([], True, False, "localhost:8000", None),
+    ([], True, False, "shop.example.com", None),
+    ([], False, False, "localhost", None),
+    (["shop.example.com"], False, True, "evil.example", "shop.example.com"),
+    (["shop.example.com"], False, True, "shop.example.com", "evil.example"),
+    (["shop.example.com"], False, False, "evil.example", "shop.example.com"),
+]
+
+
+@pytest.mark.parametrize(("allowed", "debug", "forwarded", "host", "x_host"), HOST_CASES)
+def test_allowed_host_answers_as_django_does(
+    allowed: list[str], debug: bool, forwarded: bool, host: str, x_host: str | None
+) -> None:
+    """``allowed_host`` remembers Django's verdicts; it must give the same one every time,
+    including after ``ALLOWED_HOSTS`` changed (the same header, asked again below)."""
+    headers = {"HTTP_HOST": host} | ({"HTTP_X_FORWARDED_HOST": x_host} if x_host else {})
+    for _ in range(2):
+        with override_settings(ALLOWED_HOSTS=allowed, DEBUG=debug, USE_X_FORWARDED_HOST=forwarded):
+            request = RequestFactory().get("/", **headers)
+            try:
+                expected: str | type[Exception] = request.get_host()
+            except DisallowedHost:
+                expected = DisallowedHost
+            try:
+                answer: str | type[Exception] = allowed_host(request)
+            except DisallowedHost:
+                answer = DisallowedHost
+            assert answer == expected
+        # The same header, once more, under rules that allow nothing: no verdict is stale.
+        nothing_allowed = override_settings(ALLOWED_HOSTS=["other.invalid"], DEBUG=False)
+        with nothing_allowed, pytest.raises(DisallowedHost):
+            allowed_host(RequestFactory().get("/", HTTP_HOST=host))
+
+
+def test_allowed_host_keeps_a_bounded_memory() -> None:
+    """A flood of distinct Host headers (each one refused) cannot grow what is remembered."""
+    with override_settings(ALLOWED_HOSTS=["shop.example.com"]):
+        for n in range(500):
+            with pytest.raises(DisallowedHost):
+                allowed_host(RequestFactory().get("/", HTTP_HOST=f"h{n}.evil.example"))
+    info = _host_allowed.cache_info()
+    assert info.currsize <= info.maxsize == 64
 
 
 def test_tracking_error_is_logged_without_visitor_data(

@@ -394,3 +394,43 @@ def test_no_listed_secret_gets_through(case: tuple[str, str]) -> None:
     for settings in ({}, {"KEEP_QUERY_PARAMS": ["q", "code", "to", "x"]}):
         result = redact(url, **settings)
         assert secret not in unquote_plus(unquote_plus(result)), (url, result)
+
+
+# -- the redactor's memory of answers ----------------------------------------------------------
+
+
+def test_a_repeated_url_gets_the_same_answer_from_the_redactor() -> None:
+    """Answers are remembered per URL: asked again, a URL is redacted exactly as the first time,
+    under the settings' own rules, whether it is short enough to be remembered or not."""
+    settings = load_settings({"SITE_CODE": "x", "REDACT_PATHS": [r"/orders/(\d+)/"]})
+    long_query = "&".join(f"p{n}=v{n}" for n in range(120))
+    urls = [
+        "https://s.example/p?token=abc&lang=fr",
+        f"https://s.example/orders/42/?{long_query}&token=abc",
+        f"https://s.example/p?{long_query}&email=a%40b.example",
+    ]
+    assert len(urls[1]) > 512 and len(urls[2]) > 512  # over the remembered length
+    words, paths = settings.redacted_words, settings.url_redactor
+    for url in urls:
+        first, second = paths(url), paths(url)
+        assert first == second
+        assert "token" not in first and "a%40b" not in first and "/orders/42/" not in first
+    assert redact_url(urls[0], words) == paths(urls[0])
+
+
+def test_the_redactor_memory_is_bounded() -> None:
+    """Distinct URLs, short or long, cannot make the redactor keep more than about 1 MB."""
+    import tracemalloc
+
+    redactor = load_settings({"SITE_CODE": "x"}).url_redactor
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(3000):
+            redactor(f"https://s.example/{n}/" + "a" * 480)  # remembered, up to the bound
+            redactor(f"https://s.example/{n}/" + "b" * 4000)  # too long to be remembered
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # 1,024 answers of ~500 characters, twice (the URL and its answer, the same string here).
+    assert kept < 1_500_000, kept
