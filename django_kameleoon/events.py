@@ -305,10 +305,12 @@ def normalise_fields(
         if value is not None:
             values[name] = _normalise(event_type, name, value, field, fields)
     if not partial:
-        missing = [name for name in _REQUIRED[event_type] if name not in values]
-        if missing:
-            raise TypeError(f"{event_type} requires {', '.join(missing)}")
-    _check_combinations(event_type, values)
+        for name in _REQUIRED[event_type]:
+            if name not in values:
+                missing = [name for name in _REQUIRED[event_type] if name not in values]
+                raise TypeError(f"{event_type} requires {', '.join(missing)}")
+    if event_type == "PERSONALIZATION":
+        _check_personalization(values)
     if "metadata" in values or "valuesCountMap" in values:
         _check_size(event_type, values)
     return values
@@ -333,14 +335,14 @@ def _normalise(
     """The value as the API takes it; a fast path for the plain values most calls carry."""
     kind = field.kind
     value_type = type(value)
+    if value_type is str and kind == "str" and value.isascii():
+        return value if field.limit is None or len(value) <= field.limit else value[: field.limit]
     if value_type is float and kind == "float" and math.isfinite(value):
         return value
     if value_type is int and kind in _INT_RANGES:
         low, high = _INT_RANGES[kind]
         if low <= value <= high:
             return value
-    if value_type is str and kind == "str" and value.isascii():
-        return value if field.limit is None or len(value) <= field.limit else value[: field.limit]
     where = f"{event_type}.{name}"
     if kind == "counts":
         limit = MAX_MAPPING_IDENTIFIER if fields.get("mappingIdentifier") is True else None
@@ -348,9 +350,9 @@ def _normalise(
     return _NORMALISERS[kind](where, value, field)
 
 
-def _check_combinations(event_type: str, values: Mapping[str, Any]) -> None:
-    cause = event_type == "PERSONALIZATION" and "unexpositionCause" in values
-    if cause and values.get("variationId") != 0:
+def _check_personalization(values: Mapping[str, Any]) -> None:
+    """The one rule that joins two fields: a cause of non-exposition goes with the reference."""
+    if "unexpositionCause" in values and values.get("variationId") != 0:
         raise ValueError(
             "PERSONALIZATION.unexpositionCause is only valid when variationId is 0 (reference)"
         )
