@@ -304,11 +304,9 @@ def normalise_fields(
             raise TypeError(f"{event_type} has no field {name!r}; its fields are {', '.join(spec)}")
         if value is not None:
             values[name] = _normalise(event_type, name, value, field, fields)
-    if not partial:
-        for name in _REQUIRED[event_type]:
-            if name not in values:
-                missing = [name for name in _REQUIRED[event_type] if name not in values]
-                raise TypeError(f"{event_type} requires {', '.join(missing)}")
+    if not partial and not values.keys() >= _REQUIRED[event_type]:
+        missing = [name for name, field in spec.items() if field.required and name not in values]
+        raise TypeError(f"{event_type} requires {', '.join(missing)}")
     if event_type == "PERSONALIZATION":
         _check_personalization(values)
     if "metadata" in values or "valuesCountMap" in values:
@@ -318,7 +316,7 @@ def normalise_fields(
 
 _is_visitor_code = VISITOR_CODE_RE.fullmatch
 _REQUIRED = {
-    event_type: tuple(name for name, field in spec.items() if field.required)
+    event_type: frozenset(name for name, field in spec.items() if field.required)
     for event_type, spec in FIELDS.items()
 }
 
