@@ -7,7 +7,11 @@ Everything that depends on how a process is born or ends lives here, in one plac
   :func:`after_fork_in_child` reseeds the nonces and calls every backend's ``after_fork()``;
   it runs after every ``os.fork()``, and from the uWSGI hook below where a server forks in C.
 - **Exits.** Every backend is closed at interpreter exit (``atexit``), delivering what it holds
-  within ``SHUTDOWN_TIMEOUT``; :func:`deliver_pending` does the same on demand.
+  within ``SHUTDOWN_TIMEOUT``; :func:`deliver_pending` does the same on demand. A process
+  delivering as it exits ignores the stop signals (:data:`STOP_SIGNALS`): a worker recycled a
+  moment before its server stops gets the server's stop signal too, which would cut the
+  delivery short. The sender thread never takes them
+  (:func:`keep_stop_signals_off_this_thread`).
 - **Servers** that do not reach ``atexit``, described below, and uWSGI's thread setting
   (:func:`uwsgi_threads_problem`, reported by a system check and at start-up).
 
@@ -105,6 +109,14 @@ ASGIApp = Callable[..., Awaitable[None]]
 #: From this version on, uWSGI always runs Python threads: ``--enable-threads`` changes nothing.
 THREADS_ALWAYS_ON = (2, 0, 27)
 
+#: The signals servers send a worker to stop it (uWSGI: all four; gunicorn: SIGTERM, SIGQUIT,
+#: SIGINT). A handler written in C (uWSGI's) runs on whichever thread the kernel picks.
+STOP_SIGNALS = frozenset(
+    getattr(signal, name)
+    for name in ("SIGINT", "SIGTERM", "SIGQUIT", "SIGHUP")
+    if hasattr(signal, name)
+)
+
 
 class Managed(Protocol):
     """What this module needs of a backend."""
@@ -135,6 +147,18 @@ def after_fork_in_child() -> None:
         backend.after_fork()
 
 
+def keep_stop_signals_off_this_thread() -> None:
+    """Have the kernel give :data:`STOP_SIGNALS` to another thread than this one.
+
+    For the sender thread: a signal handler written in C runs on the thread it interrupts, and
+    uWSGI's calls ``exit()`` there, which would have the exit hooks run on the sender thread
+    and wait for it. Python's own handlers run on the main thread wherever the signal lands.
+    Where threads have no signal masks (Windows), a no-op.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
 def deliver_pending(timeout: float | None = None, **kwargs: Any) -> None:
     """Deliver this process's queued events within ``timeout`` (default ``SHUTDOWN_TIMEOUT``).
 
@@ -146,7 +170,24 @@ def deliver_pending(timeout: float | None = None, **kwargs: Any) -> None:
         backend.close(timeout)
 
 
-atexit.register(deliver_pending)
+def _deliver_at_exit() -> None:
+    """Deliver as the process exits, deaf to the stop signals from then on.
+
+    Exiting already, the process has nothing left for them to do but cut the delivery short:
+    a server's quick stop reaching a worker it recycled a moment before (gunicorn's SIGQUIT
+    raises ``SystemExit`` in the middle of ``close()``), or uWSGI's master stopping (its
+    handler calls C ``exit()`` again from inside ``exit()``). ``SHUTDOWN_TIMEOUT`` bounds the
+    delivery, and a server's hard stop (SIGKILL) still ends a process that overstays.
+    """
+    if threading.current_thread() is threading.main_thread():
+        for signum in STOP_SIGNALS:  # for every thread, and Python's handlers as well as C's
+            signal.signal(signum, signal.SIG_IGN)
+    else:  # uWSGI exiting from a request thread: only this thread can be spared
+        keep_stop_signals_off_this_thread()
+    deliver_pending()
+
+
+atexit.register(_deliver_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=after_fork_in_child)
 
@@ -195,7 +236,7 @@ def _connect_uwsgi() -> None:
     # Ours first after a fork, before anything else can track an event; last at exit, after
     # the site's own hook, which may track one.
     _chain(uwsgi, "post_fork_hook", after_fork_in_child, ours_first=True)
-    _chain(uwsgi, "atexit", deliver_pending, ours_first=False)
+    _chain(uwsgi, "atexit", _deliver_at_exit, ours_first=False)
 
 
 def _chain(module: Any, name: str, ours: Callable[[], None], *, ours_first: bool) -> None:

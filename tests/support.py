@@ -652,6 +652,28 @@ def assert_each_view_arrived_once(data_api: DataApiServer, views: list[View]) ->
         assert "s3cret" not in page["href"] and "a%40b.c" not in page["href"], page["href"]
 
 
+#: ``--max-requests`` for :func:`recycle_a_worker_into_a_retry`: 12 page views recycle one.
+RECYCLE_AFTER = 6
+
+
+def recycle_a_worker_into_a_retry(server: Process, data_api: DataApiServer) -> list[View]:
+    """Page views that have a worker recycled (the server runs with ``--max-requests``
+    :data:`RECYCLE_AFTER`) and its exit delivery refused once with ``Retry-After: 3``; returns
+    while the worker waits to retry, so that a stop sent now reaches a process mid-delivery.
+    """
+    data_api.fail(503, headers={"Retry-After": "3"})
+    views = burst(server.url, ["/plain/"], count=2 * RECYCLE_AFTER)
+    server.wait_for_output(r"HTTP 503; retry 1 in", timeout=10)
+    return views
+
+
+def assert_the_retry_delivered(process: Process) -> None:
+    """The worker that waited to retry delivered everything, and nothing was cut short."""
+    output = process.output()
+    assert re.search(r"totals: \d+ event\(s\) sent, 0 dropped, [1-9]\d* retried", output), output
+    assert "django_kameleoon/" not in output, output  # no traceback through the library
+
+
 def assert_no_loss_reported(process: Process) -> None:
     """The library logged no warning or error, and appears in no traceback.
 

@@ -187,6 +187,7 @@ class ThreadedBackend(BaseBackend):
     # -- the sender thread -------------------------------------------------------------------
 
     def _run(self) -> None:
+        lifecycle.keep_stop_signals_off_this_thread()
         try:
             delivery = self._delivery = self._delivery or self.delivery_class(
                 self.settings, self.counters, reporter=self.reporter, waiting=self.queued

@@ -58,8 +58,11 @@ def test_lifespan_shutdown_delivers_the_queue(
 
 
 @pytest.fixture
-def fake_uwsgi(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    """The ``uwsgi`` module as a site may have left it: with hooks of its own already set."""
+def fake_uwsgi(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+    """The ``uwsgi`` module as a site may have left it: with hooks of its own already set.
+
+    Its ``atexit`` leaves the stop signals ignored, as in a process that exits: put back after.
+    """
     calls: list[str] = []
     module = SimpleNamespace(
         calls=calls,
@@ -67,7 +70,10 @@ def fake_uwsgi(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
         atexit=lambda: calls.append("site atexit"),
     )
     monkeypatch.setitem(sys.modules, "uwsgi", module)
-    return module
+    handlers = {signum: signal.getsignal(signum) for signum in lifecycle.STOP_SIGNALS}
+    yield module
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
 
 
 def test_uwsgi_hooks_are_chained_to_the_sites_once(

@@ -21,11 +21,14 @@ import pytest
 from django_kameleoon.testing import DataApiServer
 from tests.support import (
     PAGE_VIEWS,
+    RECYCLE_AFTER,
     SECRET_PAGE,
     assert_each_view_arrived_once,
     assert_no_loss_reported,
+    assert_the_retry_delivered,
     burst,
     gunicorn,
+    recycle_a_worker_into_a_retry,
     serve,
     uvicorn,
 )
@@ -71,6 +74,21 @@ def test_gunicorn_workers_recycled_by_max_requests_deliver_as_they_go(
     assert server.output().count("Autorestarting worker") >= 3  # 25 k + (at most 2 x 24) = 120
     assert_each_view_arrived_once(data_api, views)
     assert_no_loss_reported(server)
+
+
+def test_gunicorn_quick_shutdown_lets_a_recycled_worker_finish_its_delivery(
+    data_api: DataApiServer, tmp_path: Path
+) -> None:
+    """gunicorn's quick shutdown (SIGQUIT, or SIGINT to the master) sends SIGQUIT to every
+    worker, one recycled a moment before included; its handler raised ``SystemExit`` in the
+    middle of that worker's exit delivery, which lost the queue with only a traceback.
+    """
+    options = gunicorn("-w", "2", "--max-requests", str(RECYCLE_AFTER))
+    with serve(options, {"DATA_API_URL": data_api.url}, tmp_path / "log") as server:
+        views = recycle_a_worker_into_a_retry(server, data_api)
+        server.stop(signal.SIGQUIT, timeout=15)
+    assert_each_view_arrived_once(data_api, views)
+    assert_the_retry_delivered(server)
 
 
 @pytest.mark.parametrize(

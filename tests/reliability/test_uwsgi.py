@@ -42,12 +42,15 @@ from django_kameleoon.lifecycle import THREADS_ALWAYS_ON
 from django_kameleoon.testing import DataApiServer
 from tests.reliability.testsite.wsgi_slow import STARTED
 from tests.support import (
+    RECYCLE_AFTER,
     SECRET_PAGE,
     Process,
     View,
     assert_each_view_arrived_once,
     assert_no_loss_reported,
+    assert_the_retry_delivered,
     burst,
+    recycle_a_worker_into_a_retry,
     serve,
     wait_until_answering,
 )
@@ -236,6 +239,9 @@ def test_uwsgi_workers_recycled_by_max_requests_deliver_as_they_go(
         "--enable-threads",
         "--max-requests=20",
         "--min-worker-lifetime=0",  # else a worker must have lived 10 s to be recycled
+        # Workers recycled this fast look like a fork bomb: the master sleeps 2 s, and a stop
+        # signal taken in that sleep leaves it waiting for the worker it respawns after it.
+        "--forkbomb-delay=0",
     )
     with serve(options, {"DATA_API_URL": data_api.url}, tmp_path / "log") as server:
         views = burst(server.url, ["/plain/"], count=60)
@@ -247,6 +253,25 @@ def test_uwsgi_workers_recycled_by_max_requests_deliver_as_they_go(
     assert server.output().count("The work of process") >= 2
     assert_each_view_arrived_once(data_api, views)
     assert_no_loss_reported(server)
+
+
+def test_uwsgi_stop_lets_a_recycled_worker_finish_its_delivery(
+    data_api: DataApiServer, tmp_path: Path
+) -> None:
+    """A stop sends SIGINT to every worker, one recycled a moment before included: uWSGI's
+    handler calls C ``exit()``, which ended that worker's exit delivery without a word.
+    """
+    options = uwsgi(
+        "--enable-threads",
+        f"--max-requests={RECYCLE_AFTER}",
+        "--min-worker-lifetime=0",
+        "--forkbomb-delay=0",
+    )
+    with serve(options, {"DATA_API_URL": data_api.url}, tmp_path / "log") as server:
+        views = recycle_a_worker_into_a_retry(server, data_api)
+        server.stop(signal.SIGINT, timeout=15)
+    assert_each_view_arrived_once(data_api, views)
+    assert_the_retry_delivered(server)
 
 
 def test_uwsgi_without_enable_threads_warns_before_2_0_27_where_events_wait_for_the_exit(
