@@ -1,13 +1,16 @@
 """The real-server figure: gunicorn and uvicorn under load, with and without a middleware.
 
 For each server (gunicorn sync ``-w 2``, gunicorn gthread ``-w 2 --threads 4``, uvicorn
-with an async view), three copies of the benchmark site run side by side
-(``loadsite.py``): the startproject stack alone, the stack with ours, and the stack with the
-peer middleware (user-agents + the official SDK). A load generator in its own process (wrk
-with ``load.lua`` when installed, else ``loadgen.py``) drives each in turn, the order rotating
-each round, after a warm-up; the figures are medians of the rounds. Every site sends its events
-to the run's sink, in its own process. The servers' own CPU time (every process of the server,
-all threads: request path and sender) is read from ``/proc`` around each round.
+with an async view), three versions of the benchmark site (``loadsite.py``): the
+startproject stack alone, the stack with ours, and the stack with the peer middleware
+(user-agents + the official SDK). Each round starts each version in turn on a fresh server,
+warms it up, has a load generator in its own process (wrk with ``load.lua`` when installed,
+else ``loadgen.py``) drive it, and stops it, the order rotating each round; the figures are
+medians of the rounds. A fresh server each round because worker processes of one build differ
+in speed by as much as the middleware costs (951 to 1,081 µs per request here): a server kept
+for the whole run would lend its luck to every round of its version. Every site sends its
+events to the run's sink, in its own process. The servers' own CPU time (every process of the
+server, all threads: request path and sender) is read from ``/proc`` around each round.
 """
 
 from __future__ import annotations
@@ -176,7 +179,7 @@ def drive(url: str, seconds: float) -> dict[str, float]:
     return result
 
 
-def load(sink: Sink, *, rounds: int = 4, seconds: float = 5.0, warmup: float = 2.0) -> list[Figure]:
+def load(sink: Sink, *, rounds: int = 5, seconds: float = 5.0, warmup: float = 2.0) -> list[Figure]:
     """One figure per server: throughput, p50 and p99 with ours against the same stack alone."""
     figures = []
     with tempfile.TemporaryDirectory(prefix="kameleoon-load-") as tmp:
@@ -190,22 +193,19 @@ def _one_server(
 ) -> Figure:
     results: dict[str, list[dict[str, float]]] = {stack: [] for stack in STACKS}
     before = sink.stats()["events"]
-    with contextlib.ExitStack() as servers:
-        running = {stack: servers.enter_context(serve(name, stack, sink, logs)) for stack in STACKS}
-        for server in running.values():
-            drive(server.url, warmup)
 
-        def contestant(stack: str) -> float:
-            server = running[stack]
+    def contestant(stack: str) -> float:
+        with serve(name, stack, sink, logs) as server:
+            drive(server.url, warmup)
             cpu = server.cpu_seconds()
             result = drive(server.url, seconds)
             result["cpu_us"] = (server.cpu_seconds() - cpu) / result["requests"] * 1e6
-            results[stack].append(result)
-            return result["requests"] / result["seconds"]
+        results[stack].append(result)
+        return result["requests"] / result["seconds"]
 
-        alternate({stack: (lambda s=stack: contestant(s)) for stack in STACKS}, rounds)
-        after = sink.stats()["events"]
-        events = {path: n - before.get(path, 0) for path, n in after.items()}
+    alternate({stack: (lambda s=stack: contestant(s)) for stack in STACKS}, rounds)
+    after = sink.stats()["events"]
+    events = {path: n - before.get(path, 0) for path, n in after.items()}
 
     def median(stack: str, key: str) -> float:
         if key == "rps":
@@ -237,9 +237,9 @@ def _one_server(
     }  # fmt: skip
     peer = m["peer"]
     first.notes = [
-        f"{name}; {generator()} -c{CONNECTIONS}, {rounds} rounds of {seconds:g} s after a "
-        f"{warmup:g} s warm-up, stacks alternated; five browsers' User-Agents over four pages, "
-        "70% of requests with a visitor cookie",
+        f"{name}; {generator()} -c{CONNECTIONS}, {rounds} rounds of {seconds:g} s, each on a "
+        f"fresh server after a {warmup:g} s warm-up, stacks alternated; five browsers' "
+        "User-Agents over four pages, 70% of requests with a visitor cookie",
         "stack / ours / peer: "
         + "; ".join(
             f"{label} {m['stack'][key] / div:,.{d}f} / {m['ours'][key] / div:,.{d}f} / "
