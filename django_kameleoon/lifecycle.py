@@ -179,10 +179,10 @@ def _deliver_at_exit() -> None:
     handler calls C ``exit()`` again from inside ``exit()``). ``SHUTDOWN_TIMEOUT`` bounds the
     delivery, and a server's hard stop (SIGKILL) still ends a process that overstays.
     """
-    if threading.current_thread() is threading.main_thread():
+    try:
         for signum in STOP_SIGNALS:  # for every thread, and Python's handlers as well as C's
             signal.signal(signum, signal.SIG_IGN)
-    else:  # uWSGI exiting from a request thread: only this thread can be spared
+    except ValueError:  # not the main thread of the main interpreter: spare this thread only
         keep_stop_signals_off_this_thread()
     deliver_pending()
 

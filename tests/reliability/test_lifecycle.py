@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -58,11 +59,17 @@ def test_lifespan_shutdown_delivers_the_queue(
 
 
 @pytest.fixture
-def fake_uwsgi(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
-    """The ``uwsgi`` module as a site may have left it: with hooks of its own already set.
+def stop_signals_restored() -> Iterator[None]:
+    """The exit hooks leave the stop signals ignored, as a process that exits can: put back."""
+    handlers = {signum: signal.getsignal(signum) for signum in lifecycle.STOP_SIGNALS}
+    yield
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
 
-    Its ``atexit`` leaves the stop signals ignored, as in a process that exits: put back after.
-    """
+
+@pytest.fixture
+def fake_uwsgi(monkeypatch: pytest.MonkeyPatch, stop_signals_restored: None) -> SimpleNamespace:
+    """The ``uwsgi`` module as a site may have left it: with hooks of its own already set."""
     calls: list[str] = []
     module = SimpleNamespace(
         calls=calls,
@@ -70,10 +77,40 @@ def fake_uwsgi(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
         atexit=lambda: calls.append("site atexit"),
     )
     monkeypatch.setitem(sys.modules, "uwsgi", module)
-    handlers = {signum: signal.getsignal(signum) for signum in lifecycle.STOP_SIGNALS}
-    yield module
-    for signum, handler in handlers.items():
-        signal.signal(signum, handler)
+    return module
+
+
+def test_exit_delivery_ignores_the_stop_signals_from_then_on(
+    kameleoon: Configure, data_api: DataApiServer, stop_signals_restored: None
+) -> None:
+    """A stop signal can only cut an exit delivery short (tests/reliability/test_servers.py and
+    test_uwsgi.py show it with real servers)."""
+    kameleoon(FLUSH_INTERVAL=60.0)
+    django_kameleoon.track_conversion("at-exit", 12)
+    lifecycle._deliver_at_exit()
+    assert [e["visitorCode"] for e in data_api.events] == ["at-exit"]
+    assert {signal.getsignal(signum) for signum in lifecycle.STOP_SIGNALS} == {signal.SIG_IGN}
+
+
+def test_exit_delivery_from_another_thread_still_delivers(
+    kameleoon: Configure, data_api: DataApiServer
+) -> None:
+    """Only the main thread may set signal handlers (uWSGI can exit from a request thread):
+    the others hold the stop signals off themselves, and deliver all the same."""
+    kameleoon(FLUSH_INTERVAL=60.0)
+    django_kameleoon.track_conversion("from-a-thread", 12)
+    held: list[set[int]] = []
+
+    def exit_in_a_thread() -> None:
+        lifecycle._deliver_at_exit()
+        held.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+    thread = threading.Thread(target=exit_in_a_thread)
+    thread.start()
+    thread.join(10)
+    assert [e["visitorCode"] for e in data_api.events] == ["from-a-thread"]
+    assert held == [set(lifecycle.STOP_SIGNALS)]
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN, "the process's are untouched"
 
 
 def test_uwsgi_hooks_are_chained_to_the_sites_once(
