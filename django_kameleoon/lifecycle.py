@@ -153,9 +153,12 @@ def keep_stop_signals_off_this_thread() -> None:
     For the sender thread: a signal handler written in C runs on the thread it interrupts, and
     uWSGI's calls ``exit()`` there, which would have the exit hooks run on the sender thread
     and wait for it. Python's own handlers run on the main thread wherever the signal lands.
-    Where threads have no signal masks (Windows), a no-op.
+    A no-op on the main OS thread, which must keep them: gevent runs its "threads" there as
+    greenlets, the sender among them. Also a no-op where threads have no signal masks (Windows).
     """
-    if hasattr(signal, "pthread_sigmask"):
+    if hasattr(signal, "pthread_sigmask") and (
+        threading.get_native_id() != threading.main_thread().native_id
+    ):
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 

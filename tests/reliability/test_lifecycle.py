@@ -92,6 +92,16 @@ def test_exit_delivery_ignores_the_stop_signals_from_then_on(
     assert {signal.getsignal(signum) for signum in lifecycle.STOP_SIGNALS} == {signal.SIG_IGN}
 
 
+def test_the_main_os_thread_keeps_the_stop_signals() -> None:
+    """Under gevent the sender "thread" is a greenlet on the main OS thread, which would hold
+    SIGTERM off the whole worker: gunicorn's graceful stop would wait for its SIGKILL."""
+    lifecycle.keep_stop_signals_off_this_thread()
+    try:
+        assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, lifecycle.STOP_SIGNALS)
+
+
 def test_exit_delivery_from_another_thread_still_delivers(
     kameleoon: Configure, data_api: DataApiServer
 ) -> None:
