@@ -471,6 +471,22 @@ def spawn(
         else:  # the leader is gone; make sure no orphaned child of its group is left
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(popen.pid, signal.SIGKILL)
+        print_for_a_failure(argv, log)
+
+
+#: A server's request log line (uWSGI's, gunicorn's access log): left out of a failure's report.
+_REQUEST_LINE = re.compile(r'(?:\] |")(?:GET|HEAD|POST) /')
+
+
+def print_for_a_failure(argv: list[str], log: Path) -> None:
+    """Print what the process said, its request log left out: pytest shows it when the test
+    fails. An assertion on the events that arrived often fails after the process is gone, and
+    a count that falls short says little without the workers' own account of their exits.
+    """
+    lines = log.read_text(errors="replace").splitlines()
+    command = " ".join(Path(arg).name for arg in argv[:3])
+    print(f"--- output of {command} ... ({log}), request lines left out:")
+    print("\n".join(line for line in lines if not _REQUEST_LINE.search(line))[-20_000:])
 
 
 def listening_socket() -> socket.socket:
