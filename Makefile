@@ -45,7 +45,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run
 
-# Only the real-server figure (gunicorn sync and gthread, uvicorn; wrk if installed), ~4 minutes.
+# Only the real-server figure (gunicorn sync and gthread, uvicorn; wrk if installed), ~7 minutes.
 load: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --only load --no-write
 
