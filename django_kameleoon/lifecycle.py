@@ -180,8 +180,12 @@ def _deliver_at_exit() -> None:
     a server's quick stop reaching a worker it recycled a moment before (gunicorn's SIGQUIT
     raises ``SystemExit`` in the middle of ``close()``), or uWSGI's master stopping (its
     handler calls C ``exit()`` again from inside ``exit()``). ``SHUTDOWN_TIMEOUT`` bounds the
-    delivery, and a server's hard stop (SIGKILL) still ends a process that overstays.
+    delivery, and a server's hard stop (SIGKILL) still ends a process that overstays. A process
+    that never made a backend (Django's autoreloader, a command that tracked nothing) keeps its
+    signals: what it runs at exit after this, a child it starts, would inherit them ignored.
     """
+    if not _backends:
+        return
     try:
         for signum in STOP_SIGNALS:  # for every thread, and Python's handlers as well as C's
             signal.signal(signum, signal.SIG_IGN)

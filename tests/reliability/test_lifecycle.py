@@ -8,6 +8,7 @@ import asyncio
 import signal
 import sys
 import threading
+import weakref
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -100,6 +101,16 @@ def test_the_main_os_thread_keeps_the_stop_signals() -> None:
         assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == set()
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, lifecycle.STOP_SIGNALS)
+
+
+def test_a_process_without_a_backend_keeps_its_signals_at_exit(
+    monkeypatch: pytest.MonkeyPatch, stop_signals_restored: None
+) -> None:
+    monkeypatch.setattr(lifecycle, "_backends", weakref.WeakSet())
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    before = {signum: signal.getsignal(signum) for signum in lifecycle.STOP_SIGNALS}
+    lifecycle._deliver_at_exit()
+    assert {signum: signal.getsignal(signum) for signum in lifecycle.STOP_SIGNALS} == before
 
 
 def test_exit_delivery_from_another_thread_still_delivers(
