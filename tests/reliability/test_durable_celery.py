@@ -143,8 +143,9 @@ def rss_kib(pid: int) -> int:
 #: A busy shop's conversions over minutes, scaled to seconds: the hand-off thread publishes
 #: far more than this (batches of 1,000 per message), but a flood with no pause at all on a
 #: loaded 2-core machine starves it of the interpreter, and the bounded buffer then drops
-#: (at 20,000 a second CI once saw 900 of the 100,000 dropped, on Python 3.10).
-FLOW_PER_SECOND = 10_000
+#: (at 20,000 a second CI once saw 900 of the 100,000 dropped, on Python 3.10; at 10,000,
+#: 17,500 on a day this VM ran at half its usual speed).
+FLOW_PER_SECOND = 5_000
 
 
 def flow(site: Process, firsts: range) -> None:

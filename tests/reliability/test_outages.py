@@ -99,7 +99,9 @@ def test_requests_stay_fast_while_the_api_hangs(
     for i in range(1000):
         django_kameleoon.track_conversion(f"hang-{i}", 3)
     calls = time.perf_counter() - started - total
-    assert slowest < 0.25, f"the slowest page view took {slowest * 1000:.0f} ms"
+    # A page that waited on the hanging API would take TIMEOUT (30 s); a loaded VM's hiccup has
+    # taken a page to 286 ms here, so the bound is a second, not a speed goal.
+    assert slowest < 1.0, f"the slowest page view took {slowest * 1000:.0f} ms"
     assert total < 4.0, f"200 page views took {total:.2f} s"
     assert calls < 0.5, f"1000 conversions took {calls:.3f} s"
     assert stats()["sent"] == 0
