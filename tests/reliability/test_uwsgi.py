@@ -61,6 +61,13 @@ UWSGI = os.environ.get("KAMELEOON_TEST_UWSGI") or shutil.which(
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(UWSGI is None, reason="uWSGI is not installed")]
 
+#: With ``--max-requests``: recycle a worker as soon as it reaches the count.
+RECYCLE_AT_ONCE = (
+    "--min-worker-lifetime=0",  # else a worker must have lived 10 s to be recycled
+    # Workers recycled this fast look like a fork bomb: the master sleeps 2 s, and a stop
+    # signal taken in that sleep leaves it waiting for the worker it respawns after it.
+    "--forkbomb-delay=0",
+)
 #: What the app logs at start-up when uWSGI runs without threads (``checks.E002``).
 NO_THREADS = "uWSGI runs without Python threads"
 #: uWSGI's request log line: ``[pid: 123|app: 0|req: 4/7] 127.0.0.1 () {...} [...] GET /plain/``.
@@ -238,10 +245,7 @@ def test_uwsgi_workers_recycled_by_max_requests_deliver_as_they_go(
     options = uwsgi(
         "--enable-threads",
         "--max-requests=20",
-        "--min-worker-lifetime=0",  # else a worker must have lived 10 s to be recycled
-        # Workers recycled this fast look like a fork bomb: the master sleeps 2 s, and a stop
-        # signal taken in that sleep leaves it waiting for the worker it respawns after it.
-        "--forkbomb-delay=0",
+        *RECYCLE_AT_ONCE,
     )
     with serve(options, {"DATA_API_URL": data_api.url}, tmp_path / "log") as server:
         views = burst(server.url, ["/plain/"], count=60)
@@ -264,8 +268,7 @@ def test_uwsgi_stop_lets_a_recycled_worker_finish_its_delivery(
     options = uwsgi(
         "--enable-threads",
         f"--max-requests={RECYCLE_AFTER}",
-        "--min-worker-lifetime=0",
-        "--forkbomb-delay=0",
+        *RECYCLE_AT_ONCE,
     )
     with serve(options, {"DATA_API_URL": data_api.url}, tmp_path / "log") as server:
         views = recycle_a_worker_into_a_retry(server, data_api)
