@@ -73,6 +73,10 @@ ENDPOINT_PATH = "/visit/events"
 #: some 1 MB at the most, however many distinct URLs visitors send.
 REDACTED_URL_CACHE_SIZE = 1024
 REDACTED_URL_CACHE_LENGTH = 512
+#: ``Settings.plain_page_fields`` remembers this many pages, of URLs this long together at
+#: most: a site's popular pages and their usual referrers, some 2 MB at the most.
+PAGE_FIELDS_CACHE_SIZE = 1024
+PAGE_FIELDS_CACHE_LENGTH = 1024
 COOKIE_NAME_RE = re.compile(r"[A-Za-z0-9!#$&'*+.^_`|~-]+")
 #: How the durable backends (``CeleryBackend``, ``TasksBackend``) hand batches to their queue.
 HANDOFF_MODES = ("batched", "inline")
@@ -541,6 +545,21 @@ class Settings:
             return cached(url) if len(url) <= REDACTED_URL_CACHE_LENGTH else redact(url)
 
         return redactor
+
+    @cached_property
+    def plain_page_fields(self) -> Callable[[str, str | None], dict[str, Any]]:
+        """``api.outgoing_fields`` of a PAGE with only an ``href`` and a ``referrerHref``,
+        remembered: the middleware's page views, every view of a popular page from its usual
+        referrers sharing one dict (never mutated). Callers keep the URLs within
+        ``PAGE_FIELDS_CACHE_LENGTH`` characters together, so hostile URLs cannot grow it.
+        """
+        from django_kameleoon.api import outgoing_fields  # api reads the settings from here
+
+        @lru_cache(maxsize=PAGE_FIELDS_CACHE_SIZE)
+        def fields(href: str, referrer: str | None) -> dict[str, Any]:
+            return outgoing_fields("PAGE", {"href": href, "referrerHref": referrer}, self)
+
+        return fields
 
     @cached_property
     def events_url(self) -> str:

@@ -217,12 +217,23 @@ class Event:
         return cls(fields.pop("visitorCode"), fields.pop("eventType"), fields, fields.pop("nonce"))
 
     def to_json(self) -> str:
-        """One element of a ``json=true`` body."""
-        return _to_json(self.as_dict())
+        """One element of a ``json=true`` body: :meth:`as_dict` as JSON, its fields encoded once
+        for every event that carries the same ones (:func:`_encoded_fields`)."""
+        head = (
+            f'{{"visitorCode":{_json_string(self.visitor_code)},'
+            f'"nonce":{_json_string(self.nonce)},"eventType":{_json_string(self.event_type)}'
+        )
+        fields = _encoded_fields(self.fields, _json_members)
+        return f"{head},{fields}}}" if fields else head + "}"
 
     def to_query_line(self) -> str:
         """One line of a query-format body, every value URL-encoded."""
-        return "&".join(f"{name}={_query_value(value)}" for name, value in self.as_dict().items())
+        head = (
+            f"visitorCode={_query_value(self.visitor_code)}&nonce={_query_value(self.nonce)}"
+            f"&eventType={_query_value(self.event_type)}"
+        )
+        fields = _encoded_fields(self.fields, _query_pairs)
+        return f"{head}&{fields}" if fields else head
 
     def __repr__(self) -> str:
         return f"<Event {self.event_type} {self.visitor_code} {self.fields!r}>"
@@ -241,6 +252,48 @@ def _query_value(value: Any) -> str:
 
 #: One encoder for every event: values are our own plain dicts and lists, never circular.
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+_json_string = json.encoder.encode_basestring  # a str as JSON, as ``_to_json`` writes it
+
+
+def _json_members(fields: Mapping[str, Any]) -> str:
+    """``fields`` as the members of a JSON object, without its braces."""
+    return _to_json(fields)[1:-1]
+
+
+def _query_pairs(fields: Mapping[str, Any]) -> str:
+    """``fields`` as ``name=value`` pairs of a query line."""
+    return "&".join(f"{name}={_query_value(value)}" for name, value in fields.items())
+
+
+#: Encoded fields by content, for the sender: a site's STATICDATA is the same for every visitor
+#: with the same browser and language, a PAGE's for every view of a popular page from the same
+#: referrer. Bounded in entries and in the length of what it keeps, so that a flood of distinct
+#: URLs cannot grow it (it is emptied when full: some 1 MB at the most).
+ENCODED_CACHE_SIZE = 2048
+ENCODED_CACHE_LENGTH = 512
+_encoded: dict[tuple[Any, ...], str] = {}
+
+
+def _encoded_fields(fields: Mapping[str, Any], encode: Callable[[Mapping[str, Any]], str]) -> str:
+    """``encode(fields)``, from the cache when the same fields were encoded before.
+
+    Keyed on the values and their types, so ``1``, ``1.0`` and ``True`` stay apart (equal
+    values of one type encode alike: ``0.0`` and ``-0.0`` are both zero to the API). Fields
+    holding a list or a map (metadata, indices) are not hashable, and are encoded each time.
+    """
+    values = fields.values()
+    try:
+        key = (encode, *fields, *values, *map(type, values))
+        text = _encoded.get(key)
+    except TypeError:
+        return encode(fields)
+    if text is None:
+        text = encode(fields)
+        if len(text) <= ENCODED_CACHE_LENGTH:
+            if len(_encoded) >= ENCODED_CACHE_SIZE:
+                _encoded.clear()
+            _encoded[key] = text
+    return text
 
 
 def clip(value: str, limit: int | None) -> str:

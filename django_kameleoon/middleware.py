@@ -26,12 +26,18 @@ from django.conf import settings as django_settings
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import HttpRequest, HttpResponseBase
 from django.http.request import split_domain_port, validate_host
+from django.utils.encoding import iri_to_uri
 
 from django_kameleoon import useragent
 from django_kameleoon.api import outgoing_fields, queue
 from django_kameleoon.beacon import counted_by_beacon
 from django_kameleoon.caching import make_private, shared_cacheable
-from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
+from django_kameleoon.conf import (
+    PAGE_FIELDS_CACHE_LENGTH,
+    Settings,
+    get_settings,
+    report_misconfiguration,
+)
 from django_kameleoon.decisions import PAGE_VIEW, note_page_view
 from django_kameleoon.events import FIELDS, Event, normalise_fields
 from django_kameleoon.scope import serving_request
@@ -50,12 +56,14 @@ __all__ = [
     "KameleoonMiddleware",
     "allowed_host",
     "asks_for_a_page",
+    "full_path",
     "is_page_view",
     "locale_language_tag",
     "page_rules_verdict",
     "page_verdict",
     "page_view_verdict",
     "queue_page_view",
+    "response_header",
     "shows_a_page",
     "store_visitor_code",
 ]
@@ -281,11 +289,25 @@ def page_verdict(request: HttpRequest, response: HttpResponseBase) -> str:
         return PAGE_VIEW if asks_for_a_page(request) else "not_a_page_request"
     if not 200 <= status < 300 or status in NOT_PAGE_STATUSES:
         return "status"
-    content_type = response.get("Content-Type", "")
+    content_type = response_header(response, "content-type")
     if content_type.partition(";")[0].strip().lower() not in HTML_CONTENT_TYPES:
         return "content_type"
-    disposition = response.get("Content-Disposition", "")
+    disposition = response_header(response, "content-disposition")
     return "attachment" if disposition.lstrip().lower().startswith("attachment") else PAGE_VIEW
+
+
+def response_header(response: HttpResponseBase, name: str) -> str:
+    """The value of the response header ``name`` (lower case), or ``""``.
+
+    Read from the store behind ``response.headers`` where it has one (Django 3.2 on): Django's
+    own ``response.get()`` raises and catches a ``KeyError`` for an absent header, which costs
+    half a microsecond, and nearly every page has no ``Content-Disposition``.
+    """
+    store = getattr(response.headers, "_store", None)
+    if not isinstance(store, dict):
+        return str(response.get(name, ""))
+    found = store.get(name)
+    return str(found[1]) if found else ""
 
 
 def asks_for_a_page(request: HttpRequest) -> bool:
@@ -309,7 +331,7 @@ def send_page_view(request: HttpRequest, settings: Settings) -> str:
     """
     try:
         # What build_absolute_uri() gives for a request's own URL, without re-parsing it.
-        href = f"{request.scheme}://{allowed_host(request)}{request.get_full_path()}"
+        href = f"{request.scheme}://{allowed_host(request)}{full_path(request)}"
     except DisallowedHost:
         logger.info("Kameleoon: page view not tracked: the request's Host is not allowed")
         return "host"
@@ -333,6 +355,21 @@ def allowed_host(request: HttpRequest) -> str:
     if not _host_allowed(host, tuple(allowed)):
         request.get_host()  # raises DisallowedHost, with Django's own message
     return host
+
+
+def full_path(request: HttpRequest) -> str:
+    """``request.get_full_path()``, without quoting a path that needs no quoting (nearly all:
+    Django's ``escape_uri_path`` leaves them as they are, at the cost of a ``quote()``)."""
+    path = request.path
+    if not _PLAIN_PATH(path):
+        return request.get_full_path()
+    query = request.META.get("QUERY_STRING", "")
+    return f"{path}?{iri_to_uri(query)}" if query else path
+
+
+#: A path ``escape_uri_path`` returns unchanged: the characters ``quote()`` never touches, and
+#: those Django keeps safe (``/:@&+$,-_.!~*'()``).
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9/:@&+$,\-_.!~*'()]*").fullmatch
 
 
 @lru_cache(maxsize=64)
@@ -361,24 +398,25 @@ def queue_page_view(
 
 
 def static_data(request: HttpRequest) -> dict[str, Any]:
-    """STATICDATA fields from the User-Agent and Accept-Language headers; unknowns left out."""
-    vocabulary = get_settings().STATICDATA_VOCABULARY
-    fields = dict(_user_agent_fields(user_agent(request), vocabulary))
+    """STATICDATA fields from the User-Agent and Accept-Language headers; unknowns left out.
+
+    Shared by every event of the same browser and language (do not mutate).
+    """
     language = locale_language_tag(request_header(request, "HTTP_ACCEPT_LANGUAGE"))
-    if language:
-        fields["localeLanguageTag"] = language
-    return fields
+    return _static_fields(user_agent(request), get_settings().STATICDATA_VOCABULARY, language)
 
 
 @lru_cache(maxsize=useragent.CACHE_SIZE)
-def _user_agent_fields(info: useragent.UserAgentInfo, vocabulary: str) -> dict[str, Any]:
-    """The STATICDATA fields of one parsed User-Agent, made once (do not mutate).
+def _static_fields(
+    info: useragent.UserAgentInfo, vocabulary: str, language: str | None
+) -> dict[str, Any]:
+    """The STATICDATA fields of one parsed User-Agent and language tag, made once.
 
     ``"kameleoon"``: ``browserIndex``, ``os`` and ``osIndex`` as Kameleoon's official SDK sends
     them (an OS outside its six is left out); ``"names"``: ua-parser's free-text families.
     Keyed on the parse result, not the header: ``useragent.parse`` keys its own cache on the
-    clipped header, so a flood of huge distinct headers cannot grow either cache past its
-    bound in entries and bytes.
+    clipped header, and a language tag is at most 35 characters (``locale_language_tag``), so a
+    flood of huge distinct headers cannot grow this cache past its bound in entries and bytes.
     """
     fields: dict[str, Any] = {"browserVersion": info.browser_version}
     if vocabulary == "kameleoon":
@@ -390,6 +428,7 @@ def _user_agent_fields(info: useragent.UserAgentInfo, vocabulary: str) -> dict[s
         fields["browser"] = info.browser
         fields["os"] = info.os
     fields["deviceType"] = info.device_type
+    fields["localeLanguageTag"] = language
     return normalise_fields("STATICDATA", fields)
 
 
@@ -401,13 +440,13 @@ def page_fields(
     ``api.outgoing_fields`` redacts every URL among them by the site's rules (``REDACT_*``,
     ``KEEP_QUERY_PARAMS``): a password-reset token in a link must not end up in Kameleoon's
     reports, whether it is in the page's URL, the referrer or a canonical URL the view set.
+    A page the view set nothing for shares its fields with every view of the same URL from
+    the same referrer (``Settings.plain_page_fields``).
     """
-    fields = {
-        "href": href,
-        "referrerHref": referrer,
-        **request_state(request).page,
-    }
-    return outgoing_fields("PAGE", fields, settings)
+    page = request_state(request).page
+    if not page and len(href) + len(referrer or "") <= PAGE_FIELDS_CACHE_LENGTH:
+        return settings.plain_page_fields(href, referrer)
+    return outgoing_fields("PAGE", {"href": href, "referrerHref": referrer, **page}, settings)
 
 
 @lru_cache(maxsize=1024)

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from django_kameleoon.events import EVENT_TYPES, FIELDS, make_event, new_nonce
+from django_kameleoon.events import EVENT_TYPES, FIELDS, Event, make_event, new_nonce
 from django_kameleoon.testing import MAX_BODY_BYTES
 from tests.support import FULL_EVENTS
 
@@ -47,6 +47,51 @@ def test_query_line_escapes_separators_newlines_and_non_ascii() -> None:
     assert "\n" not in line and " " not in line
     assert line.isascii()
     assert dict(parse_qsl(line))["ean"] == "a&b=c%d\ne é"
+
+
+@pytest.mark.parametrize("body_format", ["json", "query"])
+def test_events_with_equal_values_of_other_types_encode_apart(body_format: str) -> None:
+    """Fields are encoded once for every event that carries the same ones (``_encoded_fields``);
+    ``1``, ``1.0`` and ``True`` are equal keys to a dict, and must still be sent as written."""
+    encode = Event.to_json if body_format == "json" else Event.to_query_line
+    values = [1.0, 1, True, 1.0, True, 1]
+    bodies = [encode(Event("v", "CUSTOMDATA", {"overwrite": value})) for value in values]
+    for value, body in zip(values, bodies, strict=True):
+        expected = {"visitorCode": "v", "eventType": "CUSTOMDATA", "overwrite": value}
+        if body_format == "json":
+            decoded = json.loads(body)
+            assert type(decoded["overwrite"]) is type(value)
+        else:
+            decoded = dict(parse_qsl(body))
+            expected["overwrite"] = "true" if value is True else json.dumps(value)
+        del decoded["nonce"]
+        assert decoded == expected
+
+
+def test_an_event_encodes_as_its_dict_whatever_the_cache_holds() -> None:
+    """Each encoding is the whole of ``as_dict()``, for fields met before or not, in either
+    format, with visitor codes and nonces that need escaping."""
+    samples = [make_event("visitor-1", t, FULL_EVENTS[t]) for t in EVENT_TYPES]
+    samples += [
+        Event('odd"code\\', "PAGE", {"href": "https://example.com/é\u2028"}, nonce="n&=1"),
+        Event("v", "TARGETINGSEGMENT", {}),
+    ]
+    for event in samples * 2:
+        as_dict = event.as_dict()
+        assert json.loads(event.to_json()) == json.loads(json.dumps(as_dict))
+        pairs = parse_qsl(event.to_query_line(), keep_blank_values=True, strict_parsing=True)
+        assert [name for name, _ in pairs] == list(as_dict)
+
+
+def test_the_encoding_cache_is_bounded_in_entries_and_length() -> None:
+    from django_kameleoon import events
+
+    long_href = "https://example.com/" + "x" * events.ENCODED_CACHE_LENGTH
+    Event("v", "PAGE", {"href": long_href}).to_json()
+    assert not any(long_href in key for key in events._encoded)
+    for i in range(events.ENCODED_CACHE_SIZE * 2 + 10):
+        Event("v", "PAGE", {"href": f"https://example.com/{i}"}).to_json()
+        assert len(events._encoded) <= events.ENCODED_CACHE_SIZE
 
 
 def test_nonce_is_16_hex_and_made_once() -> None:

@@ -22,12 +22,16 @@ from django.test import AsyncClient, Client, RequestFactory, override_settings
 from django.utils.http import http_date
 
 import django_kameleoon
-from django_kameleoon.conf import get_settings
+from django_kameleoon.conf import PAGE_FIELDS_CACHE_LENGTH, get_settings
 from django_kameleoon.middleware import (
     KameleoonMiddleware,
     _host_allowed,
     allowed_host,
+    full_path,
     locale_language_tag,
+    page_fields,
+    response_header,
+    static_data,
 )
 from django_kameleoon.testing import DataApiServer
 from django_kameleoon.visitor import renewed_cookie_name, request_state, set_visitor_cookie
@@ -934,6 +938,77 @@ def test_allowed_host_keeps_a_bounded_memory() -> None:
                 allowed_host(RequestFactory().get("/", HTTP_HOST=f"h{n}.evil.example"))
     info = _host_allowed.cache_info()
     assert info.currsize <= info.maxsize == 64
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/shop/shoes/running-42/",
+        "/shop/?utm_source=news&q=a+b",
+        "/a b/",
+        "/odd/%41%2F/",
+        "/odd/a;b=c/",
+        "/\u00fc\u4e2d/?\u00e9=\u00e8",
+        "/q/?next=/x%3Fy&empty=",
+        "/keep/:@&+$,-_.!~*'()/",
+        "/x/[brackets]/{braces}/|pipe|/",
+    ],
+)
+@pytest.mark.parametrize("script_name", ["", "/prefix"])
+def test_full_path_is_djangos(path: str, script_name: str) -> None:
+    """``full_path`` skips Django's quoting only where it would change nothing."""
+    request = RequestFactory().get(path, SCRIPT_NAME=script_name)
+    request.path = script_name + request.path_info
+    assert full_path(request) == request.get_full_path()
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        HttpResponse("<p>", content_type="text/html; charset=utf-8"),
+        HttpResponse("x", headers={"content-disposition": "attachment; filename=a.html"}),
+        HttpResponse(status=204),
+    ],
+    ids=["page", "attachment", "empty"],
+)
+def test_response_header_reads_as_django_does(response: HttpResponse) -> None:
+    for name in ("Content-Type", "Content-Disposition", "X-Absent"):
+        assert response_header(response, name.lower()) == response.get(name, "")
+
+
+def test_page_views_of_one_page_from_one_referrer_share_their_fields() -> None:
+    """Made (redacted, checked) once for every view; long URLs are not remembered."""
+    settings = get_settings()
+    request = RequestFactory().get("/shop/")
+    href, referrer = "https://shop.example.com/shop/?token=abc", "https://www.google.com/"
+    first = page_fields(request, href, referrer, settings)
+    assert first == {"href": "https://shop.example.com/shop/", "referrerHref": referrer}
+    assert page_fields(RequestFactory().get("/shop/"), href, referrer, settings) is first
+    cached = settings.plain_page_fields.cache_info().currsize
+    long_href = "https://shop.example.com/" + "x" * PAGE_FIELDS_CACHE_LENGTH + "?token=abc"
+    fields = page_fields(request, long_href, referrer, settings)
+    assert fields["href"] == long_href.partition("?")[0][:2048]
+    assert settings.plain_page_fields.cache_info().currsize == cached
+
+
+def test_a_page_the_view_described_gets_fields_of_its_own() -> None:
+    settings = get_settings()
+    request = RequestFactory().get("/shop/")
+    request_state(request).page["title"] = "Shoes"
+    href = "https://shop.example.com/shop/"
+    fields = page_fields(request, href, None, settings)
+    assert fields == {"href": href, "title": "Shoes"}
+    assert page_fields(RequestFactory().get("/shop/"), href, None, settings) == {"href": href}
+
+
+def test_visitors_with_one_browser_and_language_share_their_staticdata() -> None:
+    def request() -> HttpRequest:
+        return RequestFactory().get("/", HTTP_USER_AGENT=CHROME, HTTP_ACCEPT_LANGUAGE="fr-CH")
+
+    first = static_data(request())
+    assert first["localeLanguageTag"] == "fr-CH" and first["deviceType"] == "DESKTOP"
+    assert static_data(request()) is first
 
 
 def test_tracking_error_is_logged_without_visitor_data(

@@ -146,27 +146,33 @@ class Delivery:
         return [self.client.encode(event) for event in batch]
 
     def _batches(self, events: Sequence[Event]) -> list[tuple[list[Event], list[bytes]]]:
-        """Group events into bodies within ``MAX_BATCH_EVENTS`` and ``MAX_BATCH_BYTES``."""
+        """Group events into bodies within ``MAX_BATCH_EVENTS`` and ``MAX_BATCH_BYTES``.
+
+        The sender's loop over every event: sizes are compared against bounds worked out
+        once (``used`` counts each event's bytes and the separator after it, so a body of
+        ``used`` is ``used - 1`` plus what wraps the events).
+        """
+        encode = self.client.encode
+        wrapping = self.client.body_size(0, 1)
+        largest = MAX_BODY_BYTES - wrapping
+        room = self.max_bytes - wrapping
         batches: list[tuple[list[Event], list[bytes]]] = []
         batch: list[Event] = []
         encoded: list[bytes] = []
-        size = 0
+        used = 0
         for count, event in enumerate(events, 1):
             if count % EVENTS_PER_PIECE == 0:
                 let_requests_run()
-            data = self.client.encode(event)
-            if self.client.body_size(len(data), 1) > MAX_BODY_BYTES:
+            data = encode(event)
+            if len(data) > largest:
                 self.drop([event], OVERSIZE, f"{event.event_type} event over the API's 3 MB")
                 continue
-            if batch and (
-                len(batch) >= self.max_events
-                or self.client.body_size(size + len(data), len(batch) + 1) > self.max_bytes
-            ):
+            if batch and (len(batch) >= self.max_events or used + len(data) > room):
                 batches.append((batch, encoded))
-                batch, encoded, size = [], [], 0
+                batch, encoded, used = [], [], 0
             batch.append(event)
             encoded.append(data)
-            size += len(data)
+            used += len(data) + 1
         if batch:
             batches.append((batch, encoded))
         return batches
