@@ -1,13 +1,19 @@
 """Profile our side of each figure with cProfile: ``python -m benchmarks.profile [NAME ...]``.
 
 NAME is ``conversion``, ``pageview``, ``sender`` or ``useragent`` (all by default), or
-``opcodes``. Each prints the functions that cost the most own time and the most cumulative
-time. The sender is profiled by running its ``Delivery`` in the main thread on 50,000 queued
-conversions (cProfile sees only the thread that enabled it).
+``opcodes`` or ``cold``. The first four print the functions that cost the most own time and
+the most cumulative time. The sender is profiled by running its ``Delivery`` in the main
+thread on 50,000 queued conversions (cProfile sees only the thread that enabled it).
 
 ``opcodes`` counts, per function, the Python bytecode instructions that the middleware adds to
 a page view (the stack with ours, minus the stack alone, on the same 1,000 requests): a count,
 not a time, so it is the same on a loaded machine and shows what to cut on the request path.
+
+``cold`` times the middleware's own work on 3,000 page views (requests and responses made
+beforehand) twice: back to back, and with the CPU caches emptied before each one, then each
+step of it, cold. In a real request our code runs among a whole Django stack's code and data,
+which push ours out of the caches: there it costs more than back to back, and what it costs is
+mostly the memory it touches (functions, modules, caches), not the instructions it runs.
 """
 
 from __future__ import annotations
@@ -117,6 +123,92 @@ def _opcodes(handler: Any, environs: list[dict[str, Any]]) -> collections.Counte
     return counts
 
 
+#: The steps of a page view timed by ``cold``: functions of ``django_kameleoon.middleware``.
+COLD_STEPS = (
+    "page_view_verdict",
+    "page_verdict",
+    "page_rules_verdict",
+    "is_person",
+    "has_consent",
+    "send_page_view",
+    "allowed_host",
+    "full_path",
+    "queue_page_view",
+    "static_data",
+    "page_fields",
+    "queue",
+    "store_visitor_code",
+)
+#: Written over before each cold request: larger than this machine's last-level cache.
+_CACHE_SWEEP = bytearray(32 * 2**20)
+
+
+def cold(sink: Sink) -> None:
+    import django_kameleoon
+    from django_kameleoon import middleware
+    from django_kameleoon.scope import serving_request
+
+    environs = figures.page_view_environs()[:3000]
+    spent = {name: 0.0 for name in COLD_STEPS}
+    with figures._override(figures._kameleoon(sink.url, BACKEND=LOCMEM)):
+        process = middleware.KameleoonMiddleware(lambda request: None).process
+
+        def serve(sweep: bool) -> float:
+            pairs = _requests_and_responses(environs)
+            django_kameleoon.outbox.clear()
+            total = 0.0
+            for request, response in pairs:
+                if sweep:
+                    _CACHE_SWEEP[::64] = bytes(len(_CACHE_SWEEP) // 64)
+                start = time.perf_counter()
+                with serving_request():
+                    process(request, response, used=False)
+                total += time.perf_counter() - start
+            return total / len(pairs) * 1e6
+
+        serve(sweep=False)
+        warm = sorted(serve(sweep=False) for _ in range(5))[2]
+        chilled = sorted(serve(sweep=True) for _ in range(5))[2]
+        print(f"\n=== page view, middleware alone: {warm:.1f} µs back to back, {chilled:.1f} cold")
+        originals = {name: getattr(middleware, name) for name in COLD_STEPS}
+        try:
+            for name in COLD_STEPS:
+                setattr(middleware, name, _timed(originals[name], spent, name))
+            serve(sweep=True)
+        finally:
+            for name, original in originals.items():
+                setattr(middleware, name, original)
+    print("each step, cold (nested steps are inside their caller's time; a timer adds ~0.1 µs):")
+    for name in COLD_STEPS:
+        print(f"{spent[name] / len(environs) * 1e6:8.2f} µs  {name}")
+
+
+def _requests_and_responses(environs: list[dict[str, Any]]) -> list[tuple[Any, Any]]:
+    from django.core.handlers.wsgi import WSGIRequest
+    from django.http import HttpResponse
+
+    pairs = []
+    for template in environs:
+        environ = dict(template, **{"wsgi.input": io.BytesIO(b"")})
+        request = WSGIRequest(environ)
+        request.COOKIES  # noqa: B018 (parsed, as the stack's session and CSRF middleware do)
+        pairs.append((request, HttpResponse("<html><body>page</body></html>")))
+    return pairs
+
+
+def _timed(function: Callable[..., Any], spent: dict[str, float], name: str) -> Callable[..., Any]:
+    clock = time.perf_counter
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = clock()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[name] += clock() - start
+
+    return timed
+
+
 def sender(sink: Sink) -> None:
     from django_kameleoon.backends.base import Counters
     from django_kameleoon.backends.delivery import Delivery
@@ -154,7 +246,7 @@ def main(argv: list[str]) -> None:
         djsite.configure(figures._kameleoon(sink.url))
         for name in names:
             {"conversion": conversion, "pageview": pageview, "sender": sender,
-             "useragent": useragent, "opcodes": opcodes}[name](sink)  # fmt: skip
+             "useragent": useragent, "opcodes": opcodes, "cold": cold}[name](sink)  # fmt: skip
     finally:
         sink.close()
 
