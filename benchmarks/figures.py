@@ -456,7 +456,7 @@ def growth(sink: Sink, *, requests: int = 2000, rounds: int = 3) -> Figure:
             everything = page_view_environs(requests * (rounds + 1), seed=20 + n % 97, **options)
             chunks = [everything[i * requests : (i + 1) * requests] for i in range(rounds + 1)]
             useragent._parse_cached.cache_clear()
-            middleware._user_agent_fields.cache_clear()
+            middleware._static_fields.cache_clear()
             misses = useragent._parse_cached.cache_info().misses
             series, seconds = _growth_rounds(stack, with_ours, chunks, rounds)
             misses = useragent._parse_cached.cache_info().misses - misses
