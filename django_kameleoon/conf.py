@@ -551,14 +551,19 @@ class Settings:
     def plain_page_fields(self) -> Callable[[str, str | None], dict[str, Any]]:
         """``api.outgoing_fields`` of a PAGE with only an ``href`` and a ``referrerHref``,
         remembered: the middleware's page views, every view of a popular page from its usual
-        referrers sharing one dict (never mutated). Callers keep the URLs within
-        ``PAGE_FIELDS_CACHE_LENGTH`` characters together, so hostile URLs cannot grow it.
+        referrers sharing one dict (never mutated). Only URLs within ``PAGE_FIELDS_CACHE_LENGTH``
+        characters together are remembered, so hostile URLs cannot grow it.
         """
         from django_kameleoon.api import outgoing_fields  # api reads the settings from here
 
-        @lru_cache(maxsize=PAGE_FIELDS_CACHE_SIZE)
-        def fields(href: str, referrer: str | None) -> dict[str, Any]:
+        def made(href: str, referrer: str | None) -> dict[str, Any]:
             return outgoing_fields("PAGE", {"href": href, "referrerHref": referrer}, self)
+
+        cached = lru_cache(maxsize=PAGE_FIELDS_CACHE_SIZE)(made)
+
+        def fields(href: str, referrer: str | None) -> dict[str, Any]:
+            short = len(href) + len(referrer or "") <= PAGE_FIELDS_CACHE_LENGTH
+            return cached(href, referrer) if short else made(href, referrer)
 
         return fields
 

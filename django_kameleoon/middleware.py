@@ -32,12 +32,7 @@ from django_kameleoon import useragent
 from django_kameleoon.api import outgoing_fields, queue
 from django_kameleoon.beacon import counted_by_beacon
 from django_kameleoon.caching import make_private, shared_cacheable
-from django_kameleoon.conf import (
-    PAGE_FIELDS_CACHE_LENGTH,
-    Settings,
-    get_settings,
-    report_misconfiguration,
-)
+from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
 from django_kameleoon.decisions import PAGE_VIEW, note_page_view
 from django_kameleoon.events import FIELDS, Event, normalise_fields
 from django_kameleoon.scope import serving_request
@@ -444,7 +439,7 @@ def page_fields(
     the same referrer (``Settings.plain_page_fields``).
     """
     page = request_state(request).page
-    if not page and len(href) + len(referrer or "") <= PAGE_FIELDS_CACHE_LENGTH:
+    if not page:
         return settings.plain_page_fields(href, referrer)
     return outgoing_fields("PAGE", {"href": href, "referrerHref": referrer, **page}, settings)
 
