@@ -1,9 +1,9 @@
 """Profile our side of each figure with cProfile: ``python -m benchmarks.profile [NAME ...]``.
 
 NAME is ``conversion``, ``pageview``, ``sender`` or ``useragent`` (all by default), or
-``opcodes`` or ``cold``. The first four print the functions that cost the most own time and
-the most cumulative time. The sender is profiled by running its ``Delivery`` in the main
-thread on 50,000 queued conversions (cProfile sees only the thread that enabled it).
+``opcodes``, ``cold`` or ``instack``. The first four print the functions that cost the most
+own time and the most cumulative time. The sender is profiled by running its ``Delivery`` in the
+main thread on 50,000 queued conversions (cProfile sees only the thread that enabled it).
 
 ``opcodes`` counts, per function, the Python bytecode instructions that the middleware adds to
 a page view (the stack with ours, minus the stack alone, on the same 1,000 requests): a count,
@@ -14,14 +14,23 @@ beforehand) twice: back to back, and with the CPU caches emptied before each one
 step of it, cold. In a real request our code runs among a whole Django stack's code and data,
 which push ours out of the caches: there it costs more than back to back, and what it costs is
 mostly the memory it touches (functions, modules, caches), not the instructions it runs.
+
+``instack`` says where the middleware's added cost goes in a real stack: the request thread's
+CPU per page view, beyond the stack alone, with one more (pass-through) middleware, with ours
+doing nothing after the view, with ours keeping events in memory, and with ours and its sender
+delivering to the sink; then how much of that is ``process()`` itself, timed in place, and how
+much is garbage collection (``gc.callbacks``). Each line is the median of the rounds'
+differences from the stack alone, the contestants alternating.
 """
 
 from __future__ import annotations
 
 import collections
 import cProfile
+import functools
 import io
 import pstats
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +38,7 @@ from types import FrameType
 from typing import Any
 
 from benchmarks import djsite, figures, useragents
-from benchmarks.harness import Sink, guard_network
+from benchmarks.harness import Sink, alternate, guard_network
 
 TOP = 22
 
@@ -209,6 +218,147 @@ def _timed(function: Callable[..., Any], spent: dict[str, float], name: str) -> 
     return timed
 
 
+class PassThroughMiddleware:
+    """One more middleware that does nothing: what any middleware costs in Django's chain."""
+
+    def __init__(self, get_response: Callable[[Any], Any]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        return self.get_response(request)
+
+
+@functools.cache
+def _hollow() -> type:
+    """Our middleware with ``process()`` skipped: its call around the view, and no more.
+
+    Made on first use (see :func:`__getattr__`): importing the middleware wants Django set up.
+    """
+    from django_kameleoon.middleware import KameleoonMiddleware
+
+    class HollowMiddleware(KameleoonMiddleware):
+        def process(self, request: Any, response: Any, *, used: bool) -> None:
+            pass
+
+    return HollowMiddleware
+
+
+def __getattr__(name: str) -> Any:
+    """``HollowMiddleware``, for Django's ``import_string`` (here or as ``__main__``)."""
+    if name == "HollowMiddleware":
+        return _hollow()
+    raise AttributeError(name)
+
+
+#: The contestants of ``instack``: (name, middleware added to the stack, backend).
+INSTACK = (
+    ("stack", None, LOCMEM),
+    ("pass-through", "benchmarks.profile.PassThroughMiddleware", LOCMEM),
+    ("hollow", "benchmarks.profile.HollowMiddleware", LOCMEM),
+    ("locmem", figures.OURS, LOCMEM),
+    ("threaded", figures.OURS, "django_kameleoon.backends.threaded.ThreadedBackend"),
+)
+
+
+def instack(sink: Sink, *, rounds: int = 9) -> None:
+    import gc
+
+    import django_kameleoon
+    from django_kameleoon.middleware import KameleoonMiddleware
+
+    environs = figures.page_view_environs()
+    count = len(environs)
+    handlers = {
+        name: djsite.handler(
+            djsite.with_middleware(extra) if extra else djsite.STARTPROJECT_MIDDLEWARE
+        )
+        for name, extra, _ in INSTACK
+    }
+    inside = {"process": 0.0, "gc": [0.0, 0.0, 0.0], "full": 0, "started": 0.0}
+    measured: dict[str, dict[str, list[float]]] = {
+        name: {"process": [], "gc0": [], "gc1": [], "gc2": [], "full": []} for name, _, _ in INSTACK
+    }
+    original = KameleoonMiddleware.process
+
+    def timed_process(self: Any, request: Any, response: Any, *, used: bool) -> None:
+        start = time.perf_counter()
+        original(self, request, response, used=used)
+        inside["process"] += time.perf_counter() - start
+
+    def collecting(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            inside["started"] = time.perf_counter()
+            return
+        inside["gc"][info["generation"]] += time.perf_counter() - inside["started"]
+        inside["full"] += info["generation"] == 2
+
+    def contestant(name: str, backend: str) -> Callable[[], float]:
+        def run() -> float:
+            with figures._override(figures._kameleoon(sink.url, BACKEND=backend)):
+                inside.update(process=0.0, gc=[0.0, 0.0, 0.0], full=0)
+                cpu = time.thread_time()
+                figures._serve(handlers[name], environs)
+                cpu = time.thread_time() - cpu
+                per_request = [value / count * 1e6 for value in inside["gc"]]
+                record = measured[name]
+                record["process"].append(inside["process"] / count * 1e6)
+                for generation, value in enumerate(per_request):
+                    record[f"gc{generation}"].append(value)
+                record["full"].append(inside["full"])
+                django_kameleoon.flush(60)
+                django_kameleoon.outbox.clear()
+            return cpu / count * 1e6
+
+        return run
+
+    contestants = {name: contestant(name, backend) for name, _, backend in INSTACK}
+    KameleoonMiddleware.process = timed_process  # type: ignore[method-assign]
+    gc.callbacks.append(collecting)
+    try:
+        for run in contestants.values():  # warm-up
+            run()
+        for record in measured.values():
+            for values in record.values():
+                values.clear()
+        series = alternate(contestants, rounds)
+    finally:
+        gc.callbacks.remove(collecting)
+        KameleoonMiddleware.process = original  # type: ignore[method-assign]
+
+    def added(name: str, values: Callable[[str], list[float]]) -> float:
+        pairs = zip(values(name), values("stack"), strict=True)
+        return statistics.median(ours - stack for ours, stack in pairs)
+
+    def cpu(name: str) -> list[float]:
+        return series[name].values
+
+    print(
+        f"\n=== page view in a real stack: the request thread's CPU per request beyond the "
+        f"stack alone ({series['stack'].median:.0f} µs), {rounds} rounds of {count:,}"
+    )
+    labels = {
+        "pass-through": "one more middleware that does nothing",
+        "hollow": "ours, process() skipped (our call around the view)",
+        "locmem": "ours, events kept in memory (locmem backend)",
+        "threaded": "ours, the sender delivering to the sink (threaded backend)",
+    }
+    for name, label in labels.items():
+        print(f"{added(name, cpu):8.1f} µs  {label}")
+    print("of which, with the threaded backend:")
+    in_process = statistics.median(measured["threaded"]["process"])
+    print(f"{in_process:8.1f} µs  inside process(), timed in place (wall)")
+    for generation in range(3):
+        more = added("threaded", lambda name, key=f"gc{generation}": measured[name][key])
+        print(f"{more:8.1f} µs  more garbage collection of generation {generation}")
+    for name in series:
+        print(f"    {name} rounds: " + ", ".join(f"{value:.0f}" for value in series[name].values))
+    fulls = {name: sum(measured[name]["full"]) for name in ("stack", "threaded")}
+    print(
+        f"full collections in {rounds * count:,} requests: stack alone {fulls['stack']}, "
+        f"with ours {fulls['threaded']} (each round starts after gc.collect())"
+    )
+
+
 def sender(sink: Sink) -> None:
     from django_kameleoon.backends.base import Counters
     from django_kameleoon.backends.delivery import Delivery
@@ -246,7 +396,8 @@ def main(argv: list[str]) -> None:
         djsite.configure(figures._kameleoon(sink.url))
         for name in names:
             {"conversion": conversion, "pageview": pageview, "sender": sender,
-             "useragent": useragent, "opcodes": opcodes, "cold": cold}[name](sink)  # fmt: skip
+             "useragent": useragent, "opcodes": opcodes, "cold": cold,
+             "instack": instack}[name](sink)  # fmt: skip
     finally:
         sink.close()
 
