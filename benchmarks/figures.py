@@ -311,7 +311,8 @@ def _serve(handler: Any, environs: Iterable[dict[str, Any]]) -> None:
 
 
 def page_view(sink: Sink, sdk: Any, *, rounds: int = 5) -> Figure:
-    """Time per request: the stack alone, with our middleware, with the SDK peer middleware."""
+    """Time per request: the stack alone, with our middleware, with the SDK peer middleware;
+    what ours and the peer add is the median of the rounds' differences (``Series.over``)."""
     import django_kameleoon
     from django_kameleoon import useragent
 
@@ -363,11 +364,11 @@ def page_view(sink: Sink, sdk: Any, *, rounds: int = 5) -> Figure:
         series = alternate(contestants, rounds)
 
     a, b, c = (series[name].median for name in ("stack", "ours", "peer"))
+    # What ours and the peer add: the median of the rounds' differences (Series.over).
+    ours_added, peer_added = (series[name].over(series["stack"]) for name in ("ours", "peer"))
     # Per tracked page view: what the process spends beyond the stack alone, all threads.
-    pa, pb, pc = (
-        statistics.median(process[name]) * count / pages for name in ("stack", "ours", "peer")
-    )
-    ours_added, peer_added = b - a, c - a
+    per_view = {name: Series(name, [v * count / pages for v in process[name]]) for name in process}
+    ours_view, peer_view = (per_view[name].over(per_view["stack"]) for name in ("ours", "peer"))
     expected = 2 * pages
     figure = Figure(
         name="Page view: added cost (wall)",
@@ -383,7 +384,8 @@ def page_view(sink: Sink, sdk: Any, *, rounds: int = 5) -> Figure:
             f"{count:,} requests a round from 1,000 User-Agents (Zipf), 30% new visitors, "
             f"{count - pages} from crawlers; {rounds} rounds + warm-up",
             f"a) stack alone {a * 1e6:.1f} µs, b) + ours {b * 1e6:.1f} µs, "
-            f"c) + peer {c * 1e6:.1f} µs per request (medians of wall time, the figure)",
+            f"c) + peer {c * 1e6:.1f} µs per request (medians of wall time); the figure is the "
+            "median of the rounds' differences from a), b-a and c-a, round by round",
             "request thread's own CPU time (no background threads): "
             + ", ".join(f"{n} {statistics.median(v):.1f} µs" for n, v in cpu.items()),
             "process CPU per request, every thread, until delivered: "
@@ -396,10 +398,10 @@ def page_view(sink: Sink, sdk: Any, *, rounds: int = 5) -> Figure:
         Figure(
             name="Page view: process CPU per tracked view",
             unit="µs/view",
-            ours=pb - pa,
-            peer=pc - pa,
+            ours=ours_view,
+            peer=peer_view,
             peer_name="user-agents + SDK middleware",
-            value=(pb - pa) / (pc - pa),
+            value=ours_view / peer_view,
             limit=None,
             goal="(stated: request path + sender)",
         )
@@ -437,13 +439,12 @@ def growth(sink: Sink, *, requests: int = 2000, rounds: int = 3) -> Figure:
     Each point serves fresh requests every round (the warm-up's draws are not repeated), so
     a User-Agent beyond the parse cache (10,000 entries) is parsed again, and those misses
     are in the figure. The added cost is ours minus the stack alone, on the same requests, in
-    alternating order: the median of the rounds' differences, which cancels the machine's drift
-    from round to round (a difference of the two medians let a ~450 µs request's noise swing
-    an ~80 µs figure by half between runs). The cost is process CPU (the request thread's, plus
-    the sender's until the round is delivered), which a busy machine inflates less than wall
-    time. Visitors: ``n`` distinct codes over the round's requests, every request with a
-    cookie; the rate in visitors per second is what the round reached (one process serves a few
-    thousand requests a second, so at 10,000 codes nearly every request is a new visitor).
+    alternating order: the median of the rounds' differences (``Series.over``). The cost is
+    process CPU (the request thread's, plus the sender's until the round is delivered), which a
+    busy machine inflates less than wall time. Visitors: ``n`` distinct codes over the round's
+    requests, every request with a cookie; the rate in visitors per second is what the round
+    reached (one process serves a few thousand requests a second, so at 10,000 codes nearly
+    every request is a new visitor).
     """
     from django_kameleoon import middleware, useragent
 
@@ -460,8 +461,7 @@ def growth(sink: Sink, *, requests: int = 2000, rounds: int = 3) -> Figure:
             misses = useragent._parse_cached.cache_info().misses
             series, seconds = _growth_rounds(stack, with_ours, chunks, rounds)
             misses = useragent._parse_cached.cache_info().misses - misses
-            differences = zip(series["ours"].values, series["stack"].values, strict=True)
-            added[curve, n] = statistics.median(o - s for o, s in differences) * 1e6
+            added[curve, n] = series["ours"].over(series["stack"]) * 1e6
             if curve == "User-Agents":
                 share = misses / ((rounds + 1) * requests)
                 detail = f"{share:.0%} of requests (warm-up included) parsed a new User-Agent"
