@@ -293,40 +293,44 @@ def set_visitor_cookie(request: HttpRequest, response: HttpResponseBase) -> None
     """Store the visitor code on the visitor's browser for ``COOKIE_MAX_AGE`` from now, as the
     settings describe, with the cookie that dates it (``renewed_cookie_name``)."""
     settings = get_settings()
+    secure = settings.COOKIE_SECURE
+    if secure is None:
+        secure = request.is_secure()  # once for both cookies: Django reads its settings for it
     _set_cookie(
-        request,
         response,
+        settings,
         settings.COOKIE_NAME,
         request_state(request).visitor_code,
         settings.COOKIE_MAX_AGE,
+        secure=secure,
         httponly=False,  # Kameleoon's JavaScript reads it
     )
     if settings.COOKIE_REFRESH_INTERVAL is not None:
         name = renewed_cookie_name(settings)
-        _set_cookie(request, response, name, "1", settings.COOKIE_REFRESH_INTERVAL, httponly=True)
+        interval = settings.COOKIE_REFRESH_INTERVAL
+        _set_cookie(response, settings, name, "1", interval, secure=secure, httponly=True)
 
 
 def _set_cookie(
-    request: HttpRequest,
     response: HttpResponseBase,
+    settings: Settings,
     name: str,
     value: str,
     max_age: int,
     *,
+    secure: bool,
     httponly: bool,
 ) -> None:
     """Set ``name`` as Django's ``set_cookie`` would, from a copy of :func:`_cookie_template`.
 
     ``value`` is a visitor code or ``"1"``, which need no quoting, so the copy only takes it.
     """
-    settings = get_settings()
-    secure = settings.COOKIE_SECURE
     template = _cookie_template(
         name,
         max_age,
         int(time.time()),
         settings.COOKIE_DOMAIN,
-        request.is_secure() if secure is None else secure,
+        secure,
         httponly,
         settings.COOKIE_SAMESITE,
     )

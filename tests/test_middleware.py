@@ -173,6 +173,24 @@ def test_the_cookies_are_what_djangos_set_cookie_writes(
     assert len(headers) == 2
 
 
+@pytest.mark.parametrize("secure", [False, True])
+def test_both_cookies_ask_django_once_whether_the_request_is_secure(
+    kameleoon: Configure, rf: RequestFactory, secure: bool
+) -> None:
+    """``is_secure()`` reads Django's settings (SECURE_PROXY_SSL_HEADER) on every call: the
+    visitor cookie and the one that dates it share one answer."""
+    kameleoon()
+    request = rf.get("/", secure=secure)
+    asked = []
+    is_secure = request.is_secure
+    request.is_secure = lambda: asked.append(1) or is_secure()  # type: ignore[method-assign]
+    response = HttpResponse()
+    set_visitor_cookie(request, response)
+    assert len(asked) == 1
+    assert set(response.cookies) == {COOKIE, REFRESHED}
+    assert all(bool(cookie["secure"]) is secure for cookie in response.cookies.values())
+
+
 def test_a_cookie_changed_after_us_is_written_with_the_change(
     kameleoon: Configure, rf: RequestFactory
 ) -> None:
