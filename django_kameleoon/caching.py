@@ -27,7 +27,7 @@ import threading
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.cache import patch_cache_control
 
-__all__ = ["keep_out_of_django_cache", "make_private", "shared_cacheable"]
+__all__ = ["keep_out_of_django_cache", "make_private", "response_header", "shared_cacheable"]
 
 logger = logging.getLogger("django_kameleoon")
 
@@ -55,9 +55,25 @@ def keep_out_of_django_cache(request: HttpRequest) -> None:
         request._cache_update_cache = False  # type: ignore[attr-defined]
 
 
+def response_header(response: HttpResponseBase, name: str) -> str:
+    """The value of the response header ``name`` (lower case), or ``""``: what Django's
+    ``response.get(name, "")`` gives, for ``Cache-Control`` here and the middleware's page
+    verdict (``Content-Type``, ``Content-Disposition``).
+
+    Read from the store behind ``response.headers`` where it has one (Django 3.2 on): Django's
+    own ``response.get()`` raises and catches a ``KeyError`` for an absent header, which costs
+    half a microsecond, and nearly every page lacks most of the headers asked for here.
+    """
+    store = getattr(response.headers, "_store", None)
+    if not isinstance(store, dict):
+        return str(response.get(name, ""))
+    found = store.get(name)
+    return str(found[1]) if found else ""
+
+
 def _directives(response: HttpResponseBase) -> frozenset[str]:
     """The names of the response's ``Cache-Control`` directives, lower-cased."""
-    header = response.get("Cache-Control", "")
+    header = response_header(response, "cache-control")
     return frozenset(part.partition("=")[0].strip().lower() for part in header.split(","))
 
 

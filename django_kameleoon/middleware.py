@@ -31,7 +31,7 @@ from django.utils.encoding import iri_to_uri
 from django_kameleoon import useragent
 from django_kameleoon.api import outgoing_fields, queue
 from django_kameleoon.beacon import counted_by_beacon
-from django_kameleoon.caching import make_private, shared_cacheable
+from django_kameleoon.caching import make_private, response_header, shared_cacheable
 from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
 from django_kameleoon.decisions import PAGE_VIEW, note_page_view
 from django_kameleoon.events import FIELDS, Event, normalise_fields
@@ -58,7 +58,6 @@ __all__ = [
     "page_verdict",
     "page_view_verdict",
     "queue_page_view",
-    "response_header",
     "shows_a_page",
     "store_visitor_code",
 ]
@@ -289,20 +288,6 @@ def page_verdict(request: HttpRequest, response: HttpResponseBase) -> str:
         return "content_type"
     disposition = response_header(response, "content-disposition")
     return "attachment" if disposition.lstrip().lower().startswith("attachment") else PAGE_VIEW
-
-
-def response_header(response: HttpResponseBase, name: str) -> str:
-    """The value of the response header ``name`` (lower case), or ``""``.
-
-    Read from the store behind ``response.headers`` where it has one (Django 3.2 on): Django's
-    own ``response.get()`` raises and catches a ``KeyError`` for an absent header, which costs
-    half a microsecond, and nearly every page has no ``Content-Disposition``.
-    """
-    store = getattr(response.headers, "_store", None)
-    if not isinstance(store, dict):
-        return str(response.get(name, ""))
-    found = store.get(name)
-    return str(found[1]) if found else ""
 
 
 def asks_for_a_page(request: HttpRequest) -> bool:

@@ -238,3 +238,18 @@ def test_a_304_without_fetch_metadata_counts_when_it_accepts_html(
     )
     assert response.status_code == 304
     assert len(of_type(delivered(data_api), "PAGE")) == 1
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        HttpResponse("<p>", content_type="text/html; charset=utf-8"),
+        HttpResponse("x", headers={"content-disposition": "attachment; filename=a.html"}),
+        HttpResponse(headers={"Cache-Control": "public, max-age=60"}),
+        HttpResponse(status=204),
+    ],
+    ids=["page", "attachment", "cacheable", "empty"],
+)
+def test_response_header_reads_as_django_does(response: HttpResponse) -> None:
+    for name in ("Content-Type", "Content-Disposition", "Cache-Control", "X-Absent"):
+        assert caching.response_header(response, name.lower()) == response.get(name, "")

@@ -30,7 +30,6 @@ from django_kameleoon.middleware import (
     full_path,
     locale_language_tag,
     page_fields,
-    response_header,
     static_data,
 )
 from django_kameleoon.testing import DataApiServer
@@ -979,20 +978,6 @@ def test_full_path_is_djangos(path: str, script_name: str) -> None:
     request = RequestFactory().get(path, SCRIPT_NAME=script_name)
     request.path = script_name + request.path_info
     assert full_path(request) == request.get_full_path()
-
-
-@pytest.mark.parametrize(
-    "response",
-    [
-        HttpResponse("<p>", content_type="text/html; charset=utf-8"),
-        HttpResponse("x", headers={"content-disposition": "attachment; filename=a.html"}),
-        HttpResponse(status=204),
-    ],
-    ids=["page", "attachment", "empty"],
-)
-def test_response_header_reads_as_django_does(response: HttpResponse) -> None:
-    for name in ("Content-Type", "Content-Disposition", "X-Absent"):
-        assert response_header(response, name.lower()) == response.get(name, "")
 
 
 def test_page_views_of_one_page_from_one_referrer_share_their_fields() -> None:
