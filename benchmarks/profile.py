@@ -17,10 +17,12 @@ mostly the memory it touches (functions, modules, caches), not the instructions 
 
 ``instack`` says where the middleware's added cost goes in a real stack: the request thread's
 CPU per page view, beyond the stack alone, with one more (pass-through) middleware, with ours
-doing nothing after the view, with ours keeping events in memory, and with ours and its sender
-delivering to the sink; then how much of that is ``process()`` itself, timed in place, and how
-much is garbage collection (``gc.callbacks``). Each line is the median of the rounds'
-differences from the stack alone, the contestants alternating.
+doing nothing after the view, with ours keeping events in memory, with ours building no event
+at all (the page view's facts kept: what building the events later, off the request, could
+save at the most), and with ours and its sender delivering to the sink; then how much of
+that is ``process()`` itself, timed in place, and how much is garbage collection
+(``gc.callbacks``). Each line is the median of the rounds' differences from the stack alone,
+the contestants alternating.
 """
 
 from __future__ import annotations
@@ -256,6 +258,7 @@ INSTACK = (
     ("pass-through", "benchmarks.profile.PassThroughMiddleware", LOCMEM),
     ("hollow", "benchmarks.profile.HollowMiddleware", LOCMEM),
     ("locmem", figures.OURS, LOCMEM),
+    ("unbuilt", figures.OURS, LOCMEM),  # queue_page_view keeps the facts, builds no event
     ("threaded", figures.OURS, "django_kameleoon.backends.threaded.ThreadedBackend"),
 )
 
@@ -264,7 +267,9 @@ def instack(sink: Sink, *, rounds: int = 9) -> None:
     import gc
 
     import django_kameleoon
+    from django_kameleoon import middleware
     from django_kameleoon.middleware import KameleoonMiddleware
+    from django_kameleoon.visitor import request_state
 
     environs = figures.page_view_environs()
     count = len(environs)
@@ -292,24 +297,40 @@ def instack(sink: Sink, *, rounds: int = 9) -> None:
         inside["gc"][info["generation"]] += time.perf_counter() - inside["started"]
         inside["full"] += info["generation"] == 2
 
+    kept: list[tuple[str, str, str | None]] = []
+
+    def unbuilt(request: Any, settings: Any, href: str, referrer: str | None) -> bool:
+        """What a page view must hand on if its events were built later, off the request."""
+        kept.append((request_state(request).visitor_code, href, referrer))
+        return True
+
     def contestant(name: str, backend: str) -> Callable[[], float]:
         def run() -> float:
-            with figures._override(figures._kameleoon(sink.url, BACKEND=backend)):
-                inside.update(process=0.0, gc=[0.0, 0.0, 0.0], full=0)
-                cpu = time.thread_time()
-                figures._serve(handlers[name], environs)
-                cpu = time.thread_time() - cpu
-                per_request = [value / count * 1e6 for value in inside["gc"]]
-                record = measured[name]
-                record["process"].append(inside["process"] / count * 1e6)
-                for generation, value in enumerate(per_request):
-                    record[f"gc{generation}"].append(value)
-                record["full"].append(inside["full"])
-                django_kameleoon.flush(60)
-                django_kameleoon.outbox.clear()
-            return cpu / count * 1e6
+            queue_page_view = middleware.queue_page_view
+            if name == "unbuilt":
+                middleware.queue_page_view = unbuilt
+            try:
+                return serve(name, backend)
+            finally:
+                middleware.queue_page_view = queue_page_view
+                kept.clear()
 
         return run
+
+    def serve(name: str, backend: str) -> float:
+        with figures._override(figures._kameleoon(sink.url, BACKEND=backend)):
+            inside.update(process=0.0, gc=[0.0, 0.0, 0.0], full=0)
+            cpu = time.thread_time()
+            figures._serve(handlers[name], environs)
+            cpu = time.thread_time() - cpu
+            record = measured[name]
+            record["process"].append(inside["process"] / count * 1e6)
+            for generation, value in enumerate(inside["gc"]):
+                record[f"gc{generation}"].append(value / count * 1e6)
+            record["full"].append(inside["full"])
+            django_kameleoon.flush(60)
+            django_kameleoon.outbox.clear()
+        return cpu / count * 1e6
 
     contestants = {name: contestant(name, backend) for name, _, backend in INSTACK}
     KameleoonMiddleware.process = timed_process  # type: ignore[method-assign]
@@ -340,6 +361,7 @@ def instack(sink: Sink, *, rounds: int = 9) -> None:
         "pass-through": "one more middleware that does nothing",
         "hollow": "ours, process() skipped (our call around the view)",
         "locmem": "ours, events kept in memory (locmem backend)",
+        "unbuilt": "ours, locmem, the two events not built (their facts kept)",
         "threaded": "ours, the sender delivering to the sink (threaded backend)",
     }
     for name, label in labels.items():
