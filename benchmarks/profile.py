@@ -40,7 +40,7 @@ from types import FrameType
 from typing import Any
 
 from benchmarks import djsite, figures, useragents
-from benchmarks.harness import Sink, alternate, guard_network
+from benchmarks.harness import Series, Sink, alternate, guard_network
 
 TOP = 22
 
@@ -346,13 +346,6 @@ def instack(sink: Sink, *, rounds: int = 9) -> None:
         gc.callbacks.remove(collecting)
         KameleoonMiddleware.process = original  # type: ignore[method-assign]
 
-    def added(name: str, values: Callable[[str], list[float]]) -> float:
-        pairs = zip(values(name), values("stack"), strict=True)
-        return statistics.median(ours - stack for ours, stack in pairs)
-
-    def cpu(name: str) -> list[float]:
-        return series[name].values
-
     print(
         f"\n=== page view in a real stack: the request thread's CPU per request beyond the "
         f"stack alone ({series['stack'].median:.0f} µs), {rounds} rounds of {count:,}"
@@ -365,12 +358,15 @@ def instack(sink: Sink, *, rounds: int = 9) -> None:
         "threaded": "ours, the sender delivering to the sink (threaded backend)",
     }
     for name, label in labels.items():
-        print(f"{added(name, cpu):8.1f} µs  {label}")
+        print(f"{series[name].over(series['stack']):8.1f} µs  {label}")
     print("of which, with the threaded backend:")
     in_process = statistics.median(measured["threaded"]["process"])
     print(f"{in_process:8.1f} µs  inside process(), timed in place (wall)")
     for generation in range(3):
-        more = added("threaded", lambda name, key=f"gc{generation}": measured[name][key])
+        ours, stack = (
+            Series(name, measured[name][f"gc{generation}"]) for name in ("threaded", "stack")
+        )
+        more = ours.over(stack)
         print(f"{more:8.1f} µs  more garbage collection of generation {generation}")
     for name in series:
         print(f"    {name} rounds: " + ", ".join(f"{value:.0f}" for value in series[name].values))
