@@ -446,7 +446,7 @@ def growth(sink: Sink, *, requests: int = 2000, rounds: int = 3) -> Figure:
     reached (one process serves a few thousand requests a second, so at 10,000 codes nearly
     every request is a new visitor).
     """
-    from django_kameleoon import middleware, useragent
+    from django_kameleoon import pageview, useragent
 
     added: dict[tuple[str, int], float] = {}
     notes: list[str] = []
@@ -457,7 +457,7 @@ def growth(sink: Sink, *, requests: int = 2000, rounds: int = 3) -> Figure:
             everything = page_view_environs(requests * (rounds + 1), seed=20 + n % 97, **options)
             chunks = [everything[i * requests : (i + 1) * requests] for i in range(rounds + 1)]
             useragent._parse_cached.cache_clear()
-            middleware._static_fields.cache_clear()
+            pageview.static_fields.cache_clear()
             misses = useragent._parse_cached.cache_info().misses
             series, seconds = _growth_rounds(stack, with_ours, chunks, rounds)
             misses = useragent._parse_cached.cache_info().misses - misses

@@ -37,8 +37,14 @@ from django_kameleoon import signals
 from django_kameleoon.backends import BaseBackend, get_backend
 from django_kameleoon.backends.base import Counters
 from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
-from django_kameleoon.decisions import note_events
-from django_kameleoon.events import URL_FIELDS, Event, normalise_fields, validate_visitor_code
+from django_kameleoon.decisions import is_recording, note_events
+from django_kameleoon.events import (
+    URL_FIELDS,
+    Event,
+    PendingEvents,
+    normalise_fields,
+    validate_visitor_code,
+)
 from django_kameleoon.visitor import (
     WrappedRequest,
     call_site_code,
@@ -58,6 +64,7 @@ __all__ = [
     "get_visitor_code",
     "outgoing_fields",
     "queue",
+    "queue_later",
     "stats",
     "track",
     "track_conversion",
@@ -268,6 +275,18 @@ def queue(events: Sequence[Event]) -> bool:
         return False
     backend.send(events)
     note_events(events)
+    return True
+
+
+def queue_later(pending: PendingEvents) -> bool:
+    """:func:`queue` for events the backend may make later, off the request path
+    (``BaseBackend.send_later``); made at once while the debug toolbar panel records them."""
+    if is_recording():
+        return queue(pending.build())
+    backend = _backend()
+    if backend is None:
+        return False
+    backend.send_later(pending)
     return True
 
 

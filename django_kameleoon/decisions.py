@@ -22,6 +22,7 @@ __all__ = [
     "PAGE_VIEW",
     "PAGE_VIEW_REASONS",
     "Record",
+    "is_recording",
     "note_consent",
     "note_events",
     "note_page_view",
@@ -80,6 +81,11 @@ def recording() -> Iterator[Record]:
         yield record
     finally:
         _current.reset(token)
+
+
+def is_recording() -> bool:
+    """Whether decisions are recorded here: events must then be made at once, to be seen."""
+    return _current.get() is not None
 
 
 def note_page_view(verdict: str) -> None:

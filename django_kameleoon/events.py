@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "URL_FIELDS",
     "VISITOR_CODE_RE",
     "Event",
+    "PendingEvents",
     "clip",
     "make_event",
     "new_nonce",
@@ -237,6 +238,18 @@ class Event:
 
     def __repr__(self) -> str:
         return f"<Event {self.event_type} {self.visitor_code} {self.fields!r}>"
+
+
+class PendingEvents(Protocol):
+    """``count`` events not made yet, which ``build()`` makes (``BaseBackend.send_later``).
+
+    What a request knows of a page view (``pageview.PageView``) is all it takes to make its
+    events, and making them costs less off the request path, in the sender thread.
+    """
+
+    count: int
+
+    def build(self) -> list[Event]: ...
 
 
 def _query_value(value: Any) -> str:

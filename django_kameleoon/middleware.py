@@ -28,13 +28,13 @@ from django.http import HttpRequest, HttpResponseBase
 from django.http.request import split_domain_port, validate_host
 from django.utils.encoding import iri_to_uri
 
-from django_kameleoon import useragent
-from django_kameleoon.api import outgoing_fields, queue
+from django_kameleoon.api import queue_later
 from django_kameleoon.beacon import counted_by_beacon
 from django_kameleoon.caching import make_private, response_header, shared_cacheable
 from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
 from django_kameleoon.decisions import PAGE_VIEW, note_page_view
-from django_kameleoon.events import FIELDS, Event, normalise_fields
+from django_kameleoon.events import FIELDS
+from django_kameleoon.pageview import PageView
 from django_kameleoon.scope import serving_request
 from django_kameleoon.visitor import (
     RequestState,
@@ -364,69 +364,22 @@ def queue_page_view(
     """Queue STATICDATA and PAGE together: one ``send`` is one lock round trip in the backend.
     False when no backend can take them (logged).
 
-    The one place a page view's events are made, for the middleware and the beacon view
-    alike: the browser and language come from ``request``, the page from ``href``,
-    ``referrer`` and what ``{% kameleoon_page %}`` (or the beacon's signed token) set.
+    The one place a page view is queued, for the middleware and the beacon view alike: the
+    browser and language come from ``request``, the page from ``href``, ``referrer`` and what
+    ``{% kameleoon_page %}`` (or the beacon's signed token) set. Only those facts are gathered
+    here; the events are made from them by the backend, off the request path where it can
+    (``pageview``).
     """
-    code = request_state(request).visitor_code
-    events: list[Event] = []
+    state = request_state(request)
+    info = language = None
     if settings.TRACK_STATICDATA:
-        events.append(Event(code, "STATICDATA", static_data(request)))
-    if settings.TRACK_PAGES:
-        events.append(Event(code, "PAGE", page_fields(request, href, referrer, settings)))
-    return queue(events)
-
-
-def static_data(request: HttpRequest) -> dict[str, Any]:
-    """STATICDATA fields from the User-Agent and Accept-Language headers; unknowns left out.
-
-    Shared by every event of the same browser and language (do not mutate).
-    """
-    language = locale_language_tag(request_header(request, "HTTP_ACCEPT_LANGUAGE"))
-    return _static_fields(user_agent(request), get_settings().STATICDATA_VOCABULARY, language)
-
-
-@lru_cache(maxsize=useragent.CACHE_SIZE)
-def _static_fields(
-    info: useragent.UserAgentInfo, vocabulary: str, language: str | None
-) -> dict[str, Any]:
-    """The STATICDATA fields of one parsed User-Agent and language tag, made once.
-
-    ``"kameleoon"``: ``browserIndex``, ``os`` and ``osIndex`` as Kameleoon's official SDK sends
-    them (an OS outside its six is left out); ``"names"``: ua-parser's free-text families.
-    Keyed on the parse result, not the header: ``useragent.parse`` keys its own cache on the
-    clipped header, and a language tag is at most 35 characters (``locale_language_tag``), so a
-    flood of huge distinct headers cannot grow this cache past its bound in entries and bytes.
-    """
-    fields: dict[str, Any] = {"browserVersion": info.browser_version}
-    if vocabulary == "kameleoon":
-        fields["browserIndex"] = useragent.BROWSER_INDEX[info.kameleoon_browser]
-        if info.kameleoon_os is not None:
-            fields["os"] = info.kameleoon_os
-            fields["osIndex"] = useragent.OS_INDEX[info.kameleoon_os]
-    else:
-        fields["browser"] = info.browser
-        fields["os"] = info.os
-    fields["deviceType"] = info.device_type
-    fields["localeLanguageTag"] = language
-    return normalise_fields("STATICDATA", fields)
-
-
-def page_fields(
-    request: HttpRequest, href: str, referrer: str | None, settings: Settings
-) -> dict[str, Any]:
-    """PAGE fields: the absolute URL, the referrer, and what ``{% kameleoon_page %}`` set.
-
-    ``api.outgoing_fields`` redacts every URL among them by the site's rules (``REDACT_*``,
-    ``KEEP_QUERY_PARAMS``): a password-reset token in a link must not end up in Kameleoon's
-    reports, whether it is in the page's URL, the referrer or a canonical URL the view set.
-    A page the view set nothing for shares its fields with every view of the same URL from
-    the same referrer (``Settings.plain_page_fields``).
-    """
-    page = request_state(request).page
-    if not page:
-        return settings.plain_page_fields(href, referrer)
-    return outgoing_fields("PAGE", {"href": href, "referrerHref": referrer, **page}, settings)
+        info = user_agent(request)
+        language = locale_language_tag(request_header(request, "HTTP_ACCEPT_LANGUAGE"))
+    page_href = href if settings.TRACK_PAGES else None
+    # A copy: the sender reads it later, and a streamed template could still add to the page.
+    page = dict(state.page) if state.page else None
+    view = PageView(state.visitor_code, settings, info, language, page_href, referrer, page)
+    return queue_later(view)
 
 
 @lru_cache(maxsize=1024)

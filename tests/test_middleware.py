@@ -22,15 +22,13 @@ from django.test import AsyncClient, Client, RequestFactory, override_settings
 from django.utils.http import http_date
 
 import django_kameleoon
-from django_kameleoon.conf import PAGE_FIELDS_CACHE_LENGTH, get_settings
+from django_kameleoon.conf import get_settings
 from django_kameleoon.middleware import (
     KameleoonMiddleware,
     _host_allowed,
     allowed_host,
     full_path,
     locale_language_tag,
-    page_fields,
-    static_data,
 )
 from django_kameleoon.testing import DataApiServer
 from django_kameleoon.visitor import renewed_cookie_name, request_state, set_visitor_cookie
@@ -978,39 +976,6 @@ def test_full_path_is_djangos(path: str, script_name: str) -> None:
     request = RequestFactory().get(path, SCRIPT_NAME=script_name)
     request.path = script_name + request.path_info
     assert full_path(request) == request.get_full_path()
-
-
-def test_page_views_of_one_page_from_one_referrer_share_their_fields() -> None:
-    """Made (redacted, checked) once for every view; long URLs are not remembered."""
-    settings = get_settings()
-    request = RequestFactory().get("/shop/")
-    href, referrer = "https://shop.example.com/shop/?token=abc", "https://www.google.com/"
-    first = page_fields(request, href, referrer, settings)
-    assert first == {"href": "https://shop.example.com/shop/", "referrerHref": referrer}
-    assert page_fields(RequestFactory().get("/shop/"), href, referrer, settings) is first
-    long_href = "https://shop.example.com/" + "x" * PAGE_FIELDS_CACHE_LENGTH + "?token=abc"
-    fields = page_fields(request, long_href, referrer, settings)
-    assert fields["href"] == long_href.partition("?")[0][:2048]
-    assert page_fields(request, long_href, referrer, settings) is not fields  # not remembered
-
-
-def test_a_page_the_view_described_gets_fields_of_its_own() -> None:
-    settings = get_settings()
-    request = RequestFactory().get("/shop/")
-    request_state(request).page["title"] = "Shoes"
-    href = "https://shop.example.com/shop/"
-    fields = page_fields(request, href, None, settings)
-    assert fields == {"href": href, "title": "Shoes"}
-    assert page_fields(RequestFactory().get("/shop/"), href, None, settings) == {"href": href}
-
-
-def test_visitors_with_one_browser_and_language_share_their_staticdata() -> None:
-    def request() -> HttpRequest:
-        return RequestFactory().get("/", HTTP_USER_AGENT=CHROME, HTTP_ACCEPT_LANGUAGE="fr-CH")
-
-    first = static_data(request())
-    assert first["localeLanguageTag"] == "fr-CH" and first["deviceType"] == "DESKTOP"
-    assert static_data(request()) is first
 
 
 def test_tracking_error_is_logged_without_visitor_data(

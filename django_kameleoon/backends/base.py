@@ -9,7 +9,7 @@ from typing import Any
 
 from django_kameleoon import lifecycle
 from django_kameleoon.conf import Settings
-from django_kameleoon.events import Event
+from django_kameleoon.events import Event, PendingEvents
 
 __all__ = ["BaseBackend", "Counters"]
 
@@ -61,6 +61,14 @@ class BaseBackend:
 
     def send(self, events: Sequence[Event]) -> None:
         raise NotImplementedError("a backend must define send()")
+
+    def send_later(self, pending: PendingEvents) -> None:
+        """Take events that may be made later (a page view's); this default makes them now.
+
+        A backend with a sender thread (``ThreadedBackend``) queues them as they are and makes
+        them there, off the request path.
+        """
+        self.send(pending.build())
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event sent before the call is delivered or given up, at most

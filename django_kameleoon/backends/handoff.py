@@ -29,7 +29,7 @@ from django_kameleoon.backends.client import Answer, Outcome
 from django_kameleoon.backends.delivery import Deadline, Delivery, Wait, _resolve
 from django_kameleoon.backends.threaded import ThreadedBackend
 from django_kameleoon.conf import Problem, Settings
-from django_kameleoon.events import Event
+from django_kameleoon.events import Event, PendingEvents
 
 __all__ = ["HandoffBackend", "Publisher"]
 
@@ -124,6 +124,13 @@ class HandoffBackend(ThreadedBackend):
         """What stops this backend from working (``E`` ids) or from being durable (``W``),
         for the system check and for ``__init__``, which refuses to start on an error."""
         return []
+
+    def send_later(self, pending: PendingEvents) -> None:
+        """Inline, the request waits for the hand-off anyway: the events are made now."""
+        if self._inline:
+            self.send(pending.build())
+        else:
+            super().send_later(pending)
 
     def send(self, events: Sequence[Event]) -> None:
         super().send(events)

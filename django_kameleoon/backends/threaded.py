@@ -31,10 +31,13 @@ from django_kameleoon.backends.reporting import (
     Reporter,
 )
 from django_kameleoon.conf import Settings
-from django_kameleoon.events import Event
+from django_kameleoon.events import Event, PendingEvents
 from django_kameleoon.scope import in_request
 
 __all__ = ["ThreadedBackend"]
+
+#: What the queue holds: events, and events to be made by the sender (a page view's).
+Item = Event | PendingEvents
 
 logger = logging.getLogger("django_kameleoon")
 
@@ -91,15 +94,16 @@ class ThreadedBackend(BaseBackend):
         # One lock for both: send() takes the bare lock, which costs less than the condition.
         self._cond = threading.Condition(self._lock)
         self._room = threading.Condition(self._lock)  # for callers waiting for room (no request)
-        self._queue: deque[Event] = deque()
+        self._queue: deque[Item] = deque()
+        self._size = 0  # the events in the queue, made or not
         self._thread: threading.Thread | None = None
         self._running = False  # cleared by the sender thread itself as it ends
         self._delivery: Delivery | None = None
         self._stopping = False
         self._flushing = 0
         self._deadline: float | None = None
-        self._in_flight: list[Event] = []  # the batch the sender thread is delivering
-        self._stranded: list[Event] = []  # given up at shutdown, for close() to report
+        self._in_flight: Sequence[Item] = []  # the batch the sender thread is delivering
+        self._stranded: list[Item] = []  # given up at shutdown, for close() to report
         self._accepted = 0  # events ever queued in this process
         self._finished = 0  # of those, how many were delivered or given up
         self._overflow = 0  # dropped for a full queue, not yet reported by the sender
@@ -110,12 +114,9 @@ class ThreadedBackend(BaseBackend):
     # -- the request path --------------------------------------------------------------------
 
     def send(self, events: Sequence[Event]) -> None:
-        if self._pid != os.getpid():
-            # A child that the at-fork hooks missed (a server forking in C without the uWSGI
-            # hook): the pid check, at ~0.2 µs a call, catches it and does their work.
-            lifecycle.after_fork_in_child()
+        self._check_pid()
         with self._lock:
-            room = self._max_queue - len(self._queue)
+            room = self._max_queue - self._size
             if len(events) > room and self._may_wait():
                 room = self._wait_for_room(min(len(events), self._max_queue))
             if len(events) > room:
@@ -124,11 +125,33 @@ class ThreadedBackend(BaseBackend):
                 # signals the count.
                 self._overflow += len(overflow)
             self._queue.extend(events)
-            self._accepted += len(events)
-            if not self._running:
-                self._start()
-            elif len(self._queue) >= self._batch:
-                self._cond.notify()
+            self._added(len(events))
+
+    def send_later(self, pending: PendingEvents) -> None:
+        """Queue the events unmade, for the sender thread to make as it takes them; when they
+        do not all fit, made now and sent as :meth:`send` does (which may wait for room)."""
+        self._check_pid()
+        with self._lock:
+            if pending.count <= self._max_queue - self._size:
+                self._queue.append(pending)
+                self._added(pending.count)
+                return
+        self.send(pending.build())
+
+    def _check_pid(self) -> None:
+        if self._pid != os.getpid():
+            # A child that the at-fork hooks missed (a server forking in C without the uWSGI
+            # hook): the pid check, at ~0.2 µs a call, catches it and does their work.
+            lifecycle.after_fork_in_child()
+
+    def _added(self, count: int) -> None:
+        """Holding the lock: ``count`` events were queued; wake the sender for a full batch."""
+        self._size += count
+        self._accepted += count
+        if not self._running:
+            self._start()
+        elif self._size >= self._batch:
+            self._cond.notify()
 
     def _may_wait(self) -> bool:
         """Whether this caller may wait for room: not a request, not the sender itself, not
@@ -151,7 +174,7 @@ class ThreadedBackend(BaseBackend):
         deadline = time.monotonic() + self.settings.FLUSH_TIMEOUT
         self._room_waiters += 1
         try:
-            while len(self._queue) + count > self._max_queue and not self._stopping:
+            while self._size + count > self._max_queue and not self._stopping:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     self._gave_up_waiting = True
@@ -159,7 +182,7 @@ class ThreadedBackend(BaseBackend):
                 self._room.wait(remaining)
         finally:
             self._room_waiters -= 1
-        return self._max_queue - len(self._queue)
+        return self._max_queue - self._size
 
     def _report_overflow(self) -> None:
         """In the sender thread: log and signal what the request path dropped since last time."""
@@ -193,12 +216,14 @@ class ThreadedBackend(BaseBackend):
                 self.settings, self.counters, reporter=self.reporter, waiting=self.queued
             )
             while True:
-                batch = self._next_batch()
+                items = self._next_batch()
                 self._report_overflow()
-                if batch is None:
+                if items is None:
                     return
-                self._deliver(delivery, batch)
-                release(batch)
+                batch = self._made(items)
+                if batch:
+                    self._deliver(delivery, batch)
+                    release(batch)
         except BaseException as exc:
             # Nothing should get here. If something does, say so (the type only: a message may
             # quote visitor data) and let the thread end; the next send() or a waiting flush()
@@ -235,10 +260,49 @@ class ThreadedBackend(BaseBackend):
                     self._finished += len(batch)
                 else:  # the thread is dying: the batch goes back for the next sender thread
                     self._queue.extendleft(reversed(batch))
+                    self._size += len(batch)
                 self._in_flight = []
                 self._cond.notify_all()
 
-    def _next_batch(self) -> list[Event] | None:
+    def _made(self, items: list[Item]) -> list[Event]:
+        """The events of a batch just taken, those queued unmade (a page view's) made now; they
+        replace the items in flight. Empty when ``close()`` has reported the items lost."""
+        events, failed = self._events_of(items)
+        with self._cond:
+            if self._in_flight is not items:
+                return []
+            self._in_flight = events
+            if failed:
+                self._finished += failed
+                self._cond.notify_all()
+        return events
+
+    def _events_of(self, items: list[Item]) -> tuple[list[Event], int]:
+        """The events of queued items, and how many could not be made: those are logged and
+        dropped (``error``), so that one bad item costs its own events, not the thread."""
+        events: list[Event] = []
+        failed = 0
+        for index, item in enumerate(items, 1):
+            if isinstance(item, Event):
+                events.append(item)
+            else:
+                try:
+                    events.extend(item.build())
+                except Exception as exc:
+                    failed += item.count
+                    logger.debug("Kameleoon: error making queued events", exc_info=True)
+                    self.reporter.dropped(
+                        ERROR,
+                        (),
+                        f"unexpected {type(exc).__name__} making {type(item).__name__}'s events",
+                        count=item.count,
+                        level=logging.ERROR,
+                    )
+            if index % EVENTS_PER_PIECE == 0:
+                let_requests_run()
+        return events, failed
+
+    def _next_batch(self) -> list[Item] | None:
         """Wait for a full batch, a flush, a caller waiting for room, the interval, or
         shutdown; None when done. An empty batch, early, when a full queue is to be reported
         (the interval, when it ends before the next one, goes on).
@@ -252,7 +316,7 @@ class ThreadedBackend(BaseBackend):
             while (
                 not self._stopping
                 and not ((self._flushing or self._room_waiters) and self._queue)
-                and len(self._queue) < self._batch
+                and self._size < self._batch
             ):
                 remaining = self._due - time.monotonic()
                 if remaining <= 0:
@@ -263,12 +327,30 @@ class ThreadedBackend(BaseBackend):
             self._due = None
             if not self._queue:
                 return None if self._stopping else []
-            count = min(len(self._queue), self._batch)
-            self._in_flight = [self._queue.popleft() for _ in range(count)]
+            self._in_flight = self._take()
             self._gave_up_waiting = False
             if self._room_waiters:
                 self._room.notify_all()
             return self._in_flight
+
+    def _take(self) -> list[Item]:
+        """Holding the lock: up to ``MAX_BATCH_EVENTS`` events from the head of the queue, and
+        at least one item, however many events it holds."""
+        if self._size == len(self._queue):  # events only: no counting needed
+            count = min(self._size, self._batch)
+            self._size -= count
+            return [self._queue.popleft() for _ in range(count)]
+        taken: list[Item] = []
+        count = 0
+        while self._queue and count < self._batch:
+            item = self._queue[0]
+            size = 1 if isinstance(item, Event) else item.count
+            if taken and count + size > self._batch:
+                break
+            taken.append(self._queue.popleft())
+            count += size
+        self._size -= count
+        return taken
 
     def _get_deadline(self) -> float | None:
         """None while the process runs; from ``close()`` on, the end of ``SHUTDOWN_TIMEOUT``."""
@@ -348,9 +430,10 @@ class ThreadedBackend(BaseBackend):
         if thread is not None:
             thread.join(max(self._deadline - time.monotonic(), 0) + 0.5)
         with self._cond:
-            lost = self._stranded + self._in_flight + list(self._queue)
-            self._stranded, self._in_flight, self._queue = [], [], deque()
+            lost_items = [*self._stranded, *self._in_flight, *self._queue]
+            self._stranded, self._in_flight, self._queue, self._size = [], [], deque(), 0
             self._finished = self._accepted  # all delivered or given up: no flush may wait
+        lost, _failed = self._events_of(lost_items)
         self._report_overflow()
         if reason is None:
             reason = SHUTDOWN_TIMEOUT
@@ -365,7 +448,7 @@ class ThreadedBackend(BaseBackend):
             self._delivery.close()
 
     def queued(self) -> int:
-        return len(self._queue)
+        return self._size
 
     def stats(self) -> dict[str, Any]:
         """The counters, with the full queue's drops that the sender has not reported yet."""

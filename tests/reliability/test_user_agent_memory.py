@@ -10,18 +10,29 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from typing import Any
 
 import pytest
+from django.http import HttpRequest
 from django.test import RequestFactory
 
 from django_kameleoon import useragent
-from django_kameleoon.middleware import static_data
+from django_kameleoon.middleware import locale_language_tag
+from django_kameleoon.pageview import static_fields
+from django_kameleoon.visitor import request_header, user_agent
 
 pytestmark = pytest.mark.slow
 
 HEADERS = 30_000
 HEADER_BYTES = 8_192
 BOUND = 16 * 1024 * 1024
+
+
+def static_data(request: HttpRequest) -> dict[str, Any]:
+    """What a page view of ``request`` sends as STATICDATA: the middleware's parse, made into
+    the fields the sender shares."""
+    language = locale_language_tag(request_header(request, "HTTP_ACCEPT_LANGUAGE"))
+    return static_fields(user_agent(request), "kameleoon", language)
 
 
 def test_30k_distinct_8kb_user_agents_hold_a_bounded_amount_of_memory() -> None:
