@@ -17,12 +17,13 @@ mostly the memory it touches (functions, modules, caches), not the instructions 
 
 ``instack`` says where the middleware's added cost goes in a real stack: the request thread's
 CPU per page view, beyond the stack alone, with one more (pass-through) middleware, with ours
-doing nothing after the view, with ours keeping events in memory, with ours building no event
-at all (the page view's facts kept: what building the events later, off the request, could
-save at the most), and with ours and its sender delivering to the sink; then how much of
-that is ``process()`` itself, timed in place, and how much is garbage collection
-(``gc.callbacks``). Each line is the median of the rounds' differences from the stack alone,
-the contestants alternating.
+doing nothing after the view, with ours keeping events in memory, with ours and its sender
+delivering to the sink (page views' events made in the sender), and the same with the events
+made on the request path, as before they were made in the sender; then the CPU of the other
+threads (the sender's) beyond the stack alone, how much of the request thread's is
+``process()`` itself, timed in place, and how much is garbage collection (``gc.callbacks``).
+Each line is the median of the rounds' differences from the stack alone, the contestants
+alternating.
 """
 
 from __future__ import annotations
@@ -244,10 +245,27 @@ def _hollow() -> type:
     return HollowMiddleware
 
 
+@functools.cache
+def _made_at_once() -> type:
+    """The threaded backend making a page view's events on the request path, as it did before
+    it queued page views unmade (``BaseBackend.send_later``'s default): the same sender, the
+    same events, only where they are made differs."""
+    from django_kameleoon.backends.base import BaseBackend
+    from django_kameleoon.backends.threaded import ThreadedBackend
+
+    class MadeAtOnceBackend(ThreadedBackend):
+        send_later = BaseBackend.send_later
+
+    return MadeAtOnceBackend
+
+
 def __getattr__(name: str) -> Any:
-    """``HollowMiddleware``, for Django's ``import_string`` (here or as ``__main__``)."""
+    """``HollowMiddleware`` and ``MadeAtOnceBackend``, for Django's ``import_string`` (here or
+    as ``__main__``)."""
     if name == "HollowMiddleware":
         return _hollow()
+    if name == "MadeAtOnceBackend":
+        return _made_at_once()
     raise AttributeError(name)
 
 
@@ -258,6 +276,7 @@ INSTACK = (
     ("hollow", "benchmarks.profile.HollowMiddleware", LOCMEM),
     ("locmem", figures.OURS, LOCMEM),
     ("threaded", figures.OURS, "django_kameleoon.backends.threaded.ThreadedBackend"),
+    ("at once", figures.OURS, "benchmarks.profile.MadeAtOnceBackend"),
 )
 
 
@@ -339,11 +358,14 @@ def instack(sink: Sink, *, rounds: int = 9) -> None:
         "hollow": "ours, process() skipped (our call around the view)",
         "locmem": "ours, events made at once and kept in memory (locmem backend)",
         "threaded": "ours, the sender making and delivering them (threaded backend)",
+        "at once": "ours, threaded, the events made on the request path (as before)",
     }
     for name, label in labels.items():
-        print(f"{series[name].over(series['stack']):8.1f} µs  {label}")
-    sender = statistics.median(others["threaded"]) - statistics.median(others["stack"])
-    print(f"{sender:8.1f} µs  and in the sender thread (making, encoding, posting the events)")
+        if name in series:
+            print(f"{series[name].over(series['stack']):8.1f} µs  {label}")
+    for name in ("threaded", "at once") if "at once" in series else ("threaded",):
+        sender = Series(name, others[name]).over(Series("stack", others["stack"]))
+        print(f"{sender:8.1f} µs  in other threads, {name} (the sender: making, encoding, posting)")
     print("of which, with the threaded backend:")
     in_process = statistics.median(measured["threaded"]["process"])
     print(f"{in_process:8.1f} µs  inside process(), timed in place (wall)")

@@ -248,3 +248,21 @@ def test_a_page_view_in_flight_when_the_api_answers_late_is_delivered_once(
     wait_until(lambda: backend.stats()["queued"] == 0, "the page view taken for a batch")
     assert django_kameleoon.flush(5)
     assert [e["eventType"] for e in data_api.events] == ["STATICDATA", "PAGE"]
+
+
+class Overcounted:
+    """Counted as more events than it makes: flush() must not wait for the difference."""
+
+    count = 3
+
+    def build(self) -> list[Event]:
+        return [Event("visitor-1", "PAGE", {"href": HREF})]
+
+
+def test_a_flush_waits_for_the_events_made_not_those_counted(
+    data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    kameleoon(FLUSH_INTERVAL=60)
+    get_backend().send_later(Overcounted())
+    assert django_kameleoon.flush(5)
+    assert [e["eventType"] for e in data_api.events] == ["PAGE"]

@@ -130,6 +130,8 @@ class ThreadedBackend(BaseBackend):
     def send_later(self, pending: PendingEvents) -> None:
         """Queue the events unmade, for the sender thread to make as it takes them; when they
         do not all fit, made now and sent as :meth:`send` does (which may wait for room)."""
+        if pending.count <= 0:
+            return  # nothing to make: an empty item would only upset the counts
         self._check_pid()
         with self._lock:
             if pending.count <= self._max_queue - self._size:
@@ -267,29 +269,31 @@ class ThreadedBackend(BaseBackend):
     def _made(self, items: list[Item]) -> list[Event]:
         """The events of a batch just taken, those queued unmade (a page view's) made now; they
         replace the items in flight. Empty when ``close()`` has reported the items lost."""
-        events, failed = self._events_of(items)
+        events, counted = self._events_of(items)
         with self._cond:
             if self._in_flight is not items:
                 return []
             self._in_flight = events
-            if failed:
-                self._finished += failed
+            if counted != len(events):  # some could not be made: they are finished with
+                self._finished += counted - len(events)
                 self._cond.notify_all()
         return events
 
-    def _events_of(self, items: list[Item]) -> tuple[list[Event], int]:
-        """The events of queued items, and how many could not be made: those are logged and
-        dropped (``error``), so that one bad item costs its own events, not the thread."""
+    def _events_of(self, items: Sequence[Item]) -> tuple[list[Event], int]:
+        """The events of queued items, and how many the items counted as. Those that cannot be
+        made are logged and dropped (``error``): one bad item costs its own events, not the
+        thread."""
         events: list[Event] = []
-        failed = 0
+        counted = 0
         for index, item in enumerate(items, 1):
             if isinstance(item, Event):
                 events.append(item)
+                counted += 1
             else:
+                counted += item.count
                 try:
                     events.extend(item.build())
                 except Exception as exc:
-                    failed += item.count
                     logger.debug("Kameleoon: error making queued events", exc_info=True)
                     self.reporter.dropped(
                         ERROR,
@@ -300,7 +304,7 @@ class ThreadedBackend(BaseBackend):
                     )
             if index % EVENTS_PER_PIECE == 0:
                 let_requests_run()
-        return events, failed
+        return events, counted
 
     def _next_batch(self) -> list[Item] | None:
         """Wait for a full batch, a flush, a caller waiting for room, the interval, or
@@ -433,7 +437,7 @@ class ThreadedBackend(BaseBackend):
             lost_items = [*self._stranded, *self._in_flight, *self._queue]
             self._stranded, self._in_flight, self._queue, self._size = [], [], deque(), 0
             self._finished = self._accepted  # all delivered or given up: no flush may wait
-        lost, _failed = self._events_of(lost_items)
+        lost, _counted = self._events_of(lost_items)
         self._report_overflow()
         if reason is None:
             reason = SHUTDOWN_TIMEOUT
