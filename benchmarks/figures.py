@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks import djsite, peer_middleware, useragents
-from benchmarks.harness import Series, Sink, alternate, dead_url
+from benchmarks.harness import Series, Sink, alternate, dead_url, interleave
 
 __all__ = [
     "Figure",
@@ -310,15 +310,23 @@ def _serve(handler: Any, environs: Iterable[dict[str, Any]]) -> None:
         response.close()
 
 
+#: Requests per turn of the page-view figure's contestants (``harness.interleave``).
+PAGE_VIEW_CHUNK = 250
+
+
 def page_view(sink: Sink, sdk: Any, *, rounds: int = 5) -> Figure:
-    """Time per request: the stack alone, with our middleware, with the SDK peer middleware;
-    what ours and the peer add is the median of the rounds' differences (``Series.over``)."""
+    """Time per request: the stack alone, with our middleware, with the SDK peer middleware,
+    taking turns of ``PAGE_VIEW_CHUNK`` requests (``interleave``); what ours and the peer add
+    is the median of the rounds' differences (``Series.over``). Each turn of ours and of the
+    peer ends when its events are delivered, so no sender works in another's turn."""
     import django_kameleoon
     from django_kameleoon import useragent
 
     environs = page_view_environs()
     count = len(environs)
-    pages = sum(1 for e in environs if not useragent.parse(e["HTTP_USER_AGENT"]).is_bot)
+    tracked = {id(e) for e in environs if not useragent.parse(e["HTTP_USER_AGENT"]).is_bot}
+    pages = len(tracked)
+    turns = -(-count // PAGE_VIEW_CHUNK)
     peer_middleware.client = sdk
     with _override(_kameleoon(sink.url)):
         stack = djsite.handler(djsite.STARTPROJECT_MIDDLEWARE)
@@ -330,38 +338,44 @@ def page_view(sink: Sink, sdk: Any, *, rounds: int = 5) -> Figure:
         # thread's, plus every other thread's (our sender; the SDK's tracking thread and loop).
         process: dict[str, list[float]] = {"stack": [], "ours": [], "peer": []}
 
-        def serve(name: str, handler: Any, deliver: Callable[[], object] = lambda: None) -> float:
+        def serve(
+            name: str, handler: Any, piece: list[Any], deliver: Callable[[], object] = lambda: None
+        ) -> float:
             start, thread, others = time.perf_counter(), time.thread_time(), _other_threads_cpu()
-            _serve(handler, environs)
+            _serve(handler, piece)
             elapsed, thread = time.perf_counter() - start, time.thread_time() - thread
             deliver()  # untimed: deliver before the next contestant runs
             others = _other_threads_cpu() - others
-            cpu[name].append(thread / count * 1e6)
-            process[name].append((thread + others) / count * 1e6)
-            return elapsed / count
+            cpu[name].append(thread)
+            process[name].append(thread + others)
+            return elapsed
 
-        def run_stack() -> float:
-            return serve("stack", stack)
+        def run_stack(piece: list[Any]) -> float:
+            return serve("stack", stack, piece)
 
-        def run_ours() -> float:
+        def run_ours(piece: list[Any]) -> float:
             before = sink.events(OUR_EVENTS)
-            elapsed = serve("ours", with_ours, lambda: django_kameleoon.flush(60))
+            elapsed = serve("ours", with_ours, piece, lambda: django_kameleoon.flush(60))
             delivered.append(sink.events(OUR_EVENTS) - before)
             return elapsed
 
-        def run_peer() -> float:
-            before = sink.events(SDK_EVENTS)
-            return serve(
-                "peer", with_peer, lambda: _wait_for(sink, SDK_EVENTS, before + 2 * pages, 3)
-            )
+        def run_peer(piece: list[Any]) -> float:
+            target = sink.events(SDK_EVENTS) + 2 * sum(id(e) in tracked for e in piece)
+            return serve("peer", with_peer, piece, lambda: _wait_for(sink, SDK_EVENTS, target, 3))
 
         contestants = {"stack": run_stack, "ours": run_ours, "peer": run_peer}
         for warm in contestants.values():  # warm-up: caches, templates, threads, connections
-            warm()
+            warm(environs)
         delivered.clear()
         for values in (*cpu.values(), *process.values()):
             values.clear()
-        series = alternate(contestants, rounds)
+        series = interleave(contestants, environs, rounds, chunk=PAGE_VIEW_CHUNK)
+        # Each round's turns, summed: per request, in µs.
+        for values in (*cpu.values(), *process.values()):
+            values[:] = [
+                sum(values[i : i + turns]) / count * 1e6 for i in range(0, len(values), turns)
+            ]
+        delivered[:] = [sum(delivered[i : i + turns]) for i in range(0, len(delivered), turns)]
 
     a, b, c = (series[name].median for name in ("stack", "ours", "peer"))
     # What ours and the peer add: the median of the rounds' differences (Series.over).
@@ -382,7 +396,8 @@ def page_view(sink: Sink, sdk: Any, *, rounds: int = 5) -> Figure:
         rounds=_rounds(series, 1e6),
         notes=[
             f"{count:,} requests a round from 1,000 User-Agents (Zipf), 30% new visitors, "
-            f"{count - pages} from crawlers; {rounds} rounds + warm-up",
+            f"{count - pages} from crawlers; {rounds} rounds + warm-up, the contestants taking "
+            f"turns of {PAGE_VIEW_CHUNK} requests, each delivering its events in its own turn",
             f"a) stack alone {a * 1e6:.1f} µs, b) + ours {b * 1e6:.1f} µs, "
             f"c) + peer {c * 1e6:.1f} µs per request (medians of wall time); the figure is the "
             "median of the rounds' differences from a), b-a and c-a, round by round",
