@@ -361,9 +361,8 @@ def instack(sink: Sink, *, rounds: int = 9) -> None:
         "at once": "ours, threaded, the events made on the request path (as before)",
     }
     for name, label in labels.items():
-        if name in series:
-            print(f"{series[name].over(series['stack']):8.1f} µs  {label}")
-    for name in ("threaded", "at once") if "at once" in series else ("threaded",):
+        print(f"{series[name].over(series['stack']):8.1f} µs  {label}")
+    for name in ("threaded", "at once"):
         sender = Series(name, others[name]).over(Series("stack", others["stack"]))
         print(f"{sender:8.1f} µs  in other threads, {name} (the sender: making, encoding, posting)")
     print("of which, with the threaded backend:")

@@ -138,7 +138,7 @@ class ThreadedBackend(BaseBackend):
                 self._queue.append(pending)
                 self._added(pending.count)
                 return
-        self.send(pending.build())
+        super().send_later(pending)
 
     def _check_pid(self) -> None:
         if self._pid != os.getpid():
