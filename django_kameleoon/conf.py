@@ -39,7 +39,7 @@ from django.utils.module_loading import import_string
 
 from django_kameleoon import __version__
 from django_kameleoon.bots import SiteRules
-from django_kameleoon.events import MAX_BODY_BYTES
+from django_kameleoon.events import MAX_BODY_BYTES, SharedFields
 from django_kameleoon.redaction import DEFAULT_REDACTED_PATHS, DEFAULT_REDACTED_WORDS, redact_url
 
 __all__ = [
@@ -551,15 +551,18 @@ class Settings:
     def plain_page_fields(self) -> Callable[[str, str | None], dict[str, Any]]:
         """``api.outgoing_fields`` of a PAGE with only an ``href`` and a ``referrerHref``,
         remembered: the middleware's page views, every view of a popular page from its usual
-        referrers sharing one dict (never mutated). Only URLs within ``PAGE_FIELDS_CACHE_LENGTH``
-        characters together are remembered, so hostile URLs cannot grow it.
+        referrers sharing one dict, made and encoded once (``events.SharedFields``). Only URLs
+        within ``PAGE_FIELDS_CACHE_LENGTH`` characters together are remembered, so hostile URLs
+        cannot grow it.
         """
         from django_kameleoon.api import outgoing_fields  # api reads the settings from here
 
         def made(href: str, referrer: str | None) -> dict[str, Any]:
             return outgoing_fields("PAGE", {"href": href, "referrerHref": referrer}, self)
 
-        cached = lru_cache(maxsize=PAGE_FIELDS_CACHE_SIZE)(made)
+        @lru_cache(maxsize=PAGE_FIELDS_CACHE_SIZE)
+        def cached(href: str, referrer: str | None) -> SharedFields:
+            return SharedFields(made(href, referrer))
 
         def fields(href: str, referrer: str | None) -> dict[str, Any]:
             short = len(href) + len(referrer or "") <= PAGE_FIELDS_CACHE_LENGTH

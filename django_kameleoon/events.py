@@ -27,6 +27,7 @@ __all__ = [
     "VISITOR_CODE_RE",
     "Event",
     "PendingEvents",
+    "SharedFields",
     "clip",
     "make_event",
     "new_nonce",
@@ -287,6 +288,25 @@ ENCODED_CACHE_LENGTH = 512
 _encoded: dict[tuple[Any, ...], str] = {}
 
 
+class SharedFields(dict[str, Any]):
+    """Fields that many events carry, made once and never changed afterwards: a browser's
+    STATICDATA (``pageview.static_fields``), a page's PAGE from one referrer
+    (``Settings.plain_page_fields``).
+
+    Each encoding of them is made once too, and kept with them for as long as the cache that
+    made them keeps them, so the sender encodes only what differs from one event to the next
+    (the visitor code and the nonce). :func:`_encoded_fields`' cache by content, which a site
+    of more distinct browsers and pages than it holds empties over and over, is left to the
+    fields of other events.
+    """
+
+    __slots__ = ("encodings",)
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        super().__init__(fields)
+        self.encodings: dict[Callable[[Mapping[str, Any]], str], str] = {}
+
+
 def _encoded_fields(fields: Mapping[str, Any], encode: Callable[[Mapping[str, Any]], str]) -> str:
     """``encode(fields)``, from the cache when the same fields were encoded before.
 
@@ -294,6 +314,11 @@ def _encoded_fields(fields: Mapping[str, Any], encode: Callable[[Mapping[str, An
     values of one type encode alike: ``0.0`` and ``-0.0`` are both zero to the API). Fields
     holding a list or a map (metadata, indices) are not hashable, and are encoded each time.
     """
+    if type(fields) is SharedFields:
+        text = fields.encodings.get(encode)
+        if text is None:
+            text = fields.encodings[encode] = encode(fields)
+        return text
     values = fields.values()
     try:
         key = (encode, *fields, *values, *map(type, values))

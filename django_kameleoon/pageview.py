@@ -18,7 +18,7 @@ from typing import Any
 from django_kameleoon import useragent
 from django_kameleoon.api import outgoing_fields
 from django_kameleoon.conf import Settings
-from django_kameleoon.events import Event, normalise_fields
+from django_kameleoon.events import Event, SharedFields, normalise_fields
 
 __all__ = ["PageView", "page_fields", "static_fields"]
 
@@ -67,8 +67,8 @@ class PageView:
         events: list[Event] = []
         if self.user_agent is not None:
             vocabulary = self.settings.STATICDATA_VOCABULARY
-            fields = static_fields(self.user_agent, vocabulary, self.language)
-            events.append(Event(code, "STATICDATA", fields))
+            statics = static_fields(self.user_agent, vocabulary, self.language)
+            events.append(Event(code, "STATICDATA", statics))
         if self.href is not None:
             fields = page_fields(self.href, self.referrer, self.page, self.settings)
             events.append(Event(code, "PAGE", fields))
@@ -81,9 +81,9 @@ class PageView:
 @lru_cache(maxsize=useragent.CACHE_SIZE)
 def static_fields(
     info: useragent.UserAgentInfo, vocabulary: str, language: str | None
-) -> dict[str, Any]:
-    """The STATICDATA fields of one parsed User-Agent and language tag, made once and shared by
-    every event of the same browser and language (do not mutate).
+) -> SharedFields:
+    """The STATICDATA fields of one parsed User-Agent and language tag, made (and encoded) once
+    and shared by every event of the same browser and language.
 
     ``"kameleoon"``: ``browserIndex``, ``os`` and ``osIndex`` as Kameleoon's official SDK sends
     them (an OS outside its six is left out); ``"names"``: ua-parser's free-text families.
@@ -103,7 +103,7 @@ def static_fields(
         fields["os"] = info.os
     fields["deviceType"] = info.device_type
     fields["localeLanguageTag"] = language
-    return normalise_fields("STATICDATA", fields)
+    return SharedFields(normalise_fields("STATICDATA", fields))
 
 
 def page_fields(

@@ -12,7 +12,14 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from django_kameleoon.events import EVENT_TYPES, FIELDS, Event, make_event, new_nonce
+from django_kameleoon.events import (
+    EVENT_TYPES,
+    FIELDS,
+    Event,
+    SharedFields,
+    make_event,
+    new_nonce,
+)
 from django_kameleoon.testing import MAX_BODY_BYTES
 from tests.support import FULL_EVENTS
 
@@ -92,6 +99,32 @@ def test_the_encoding_cache_is_bounded_in_entries_and_length() -> None:
     for i in range(events.ENCODED_CACHE_SIZE * 2 + 10):
         Event("v", "PAGE", {"href": f"https://example.com/{i}"}).to_json()
         assert len(events._encoded) <= events.ENCODED_CACHE_SIZE
+
+
+@pytest.mark.parametrize("body_format", ["json", "query"])
+def test_shared_fields_are_encoded_once_for_every_event_that_carries_them(
+    body_format: str,
+) -> None:
+    """A page's or a browser's fields, shared by many events, keep their encoding with them:
+    the cache by content is left alone, and each event still encodes as its own dict."""
+    from django_kameleoon import events
+
+    encode = Event.to_json if body_format == "json" else Event.to_query_line
+    fields = SharedFields({"href": "https://example.com/shared/é", "title": 'a "quoted" page'})
+    before = dict(events._encoded)
+    bodies = [encode(Event(code, "PAGE", fields)) for code in ("visitor-1", "visitor-2")]
+    assert len(fields.encodings) == 1
+    assert events._encoded == before
+    for code, body in zip(("visitor-1", "visitor-2"), bodies, strict=True):
+        if body_format == "json":
+            decoded = json.loads(body)
+        else:
+            decoded = dict(parse_qsl(body, strict_parsing=True))
+        del decoded["nonce"]
+        assert decoded == {"visitorCode": code, "eventType": "PAGE", **fields}
+    # The other format gets an encoding of its own, beside the first.
+    (Event.to_query_line if body_format == "json" else Event.to_json)(Event("v", "PAGE", fields))
+    assert len(fields.encodings) == 2
 
 
 def test_nonce_is_16_hex_and_made_once() -> None:

@@ -20,7 +20,7 @@ import django_kameleoon
 from django_kameleoon import decisions, useragent
 from django_kameleoon.backends import get_backend
 from django_kameleoon.conf import PAGE_FIELDS_CACHE_LENGTH, get_settings
-from django_kameleoon.events import Event
+from django_kameleoon.events import Event, SharedFields
 from django_kameleoon.middleware import locale_language_tag, queue_page_view
 from django_kameleoon.pageview import PageView, page_fields, static_fields
 from django_kameleoon.scope import serving_request
@@ -94,6 +94,27 @@ def test_visitors_with_one_browser_and_language_share_their_staticdata() -> None
     first = static_fields(info, "kameleoon", locale_language_tag("fr-CH"))
     assert first["localeLanguageTag"] == "fr-CH" and first["deviceType"] == "DESKTOP"
     assert static_fields(useragent.parse(CHROME), "kameleoon", "fr-CH") is first
+
+
+def test_a_page_views_events_keep_their_encoded_fields_however_many_pages_there_are() -> None:
+    """More distinct pages and browsers than the encoding cache by content holds (which a
+    flood empties) still encode each shared field dict once, with the fields themselves."""
+    from django_kameleoon import events
+
+    settings = get_settings()
+    info = useragent.parse(CHROME)
+    views = [
+        PageView(f"visitor{i}", settings, info, "fr", f"{HREF}{i}/", None, None)
+        for i in range(events.ENCODED_CACHE_SIZE + 10)
+    ]
+    made = [event for view in views for event in view.build()]
+    assert all(type(event.fields) is SharedFields for event in made)
+    for event in made:
+        event.to_json()
+    assert all(len(event.fields.encodings) == 1 for event in made)
+    # A later view of a page still remembered takes the same fields, encoding and all.
+    again = [view.build()[1].fields for view in views[-10:]]
+    assert all(fields is event.fields for fields, event in zip(again, made[-19::2], strict=True))
 
 
 @pytest.mark.parametrize(
