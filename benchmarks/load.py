@@ -109,12 +109,15 @@ def _family(root: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def serve(name: str, stack: str, sink: Sink, logs: Path) -> Iterator[Server]:
-    """One server running the site with ``stack``, answering when this yields."""
+def serve(
+    name: str, stack: str, sink: Sink, logs: Path, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """One server running the site with ``stack`` (and ``env`` besides), answering when this
+    yields."""
     port = _free_port()
     env = {**os.environ, "BENCH_STACK": stack, "BENCH_SINK": sink.url,
            "BENCH_ASYNC": "1" if SERVERS[name][1] else "0",
-           "PYTHONPATH": str(HERE.parent), "DJANGO_DEBUG": "0"}  # fmt: skip
+           "PYTHONPATH": str(HERE.parent), "DJANGO_DEBUG": "0", **(env or {})}  # fmt: skip
     log = logs / f"{name.split()[0]}-{name.split()[1]}-{stack}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

@@ -21,6 +21,11 @@ STACKS = {
     "stack": djsite.STARTPROJECT_MIDDLEWARE,
     "ours": djsite.with_middleware(figures.OURS),
     "peer": djsite.with_middleware(figures.PEER),
+    # benchmarks.profile inserver's: ours with process() timed, with process() skipped, and
+    # timed with the events kept in memory (no sender thread).
+    "timed": djsite.with_middleware("benchmarks.profile.TimedMiddleware"),
+    "hollow": djsite.with_middleware("benchmarks.profile.HollowMiddleware"),
+    "locmem": djsite.with_middleware("benchmarks.profile.TimedMiddleware"),
 }
 
 STACK = os.environ.get("BENCH_STACK", "stack")
@@ -30,7 +35,10 @@ ASYNC = os.environ.get("BENCH_ASYNC") == "1"
 urlpatterns = djsite.async_urlpatterns if ASYNC else djsite.urlpatterns
 
 guard_network()
-djsite.configure(figures._kameleoon(SINK), MIDDLEWARE=STACKS[STACK], ROOT_URLCONF=__name__)
+BACKEND = {"BACKEND": "django_kameleoon.backends.locmem.LocmemBackend"} if STACK == "locmem" else {}
+djsite.configure(
+    figures._kameleoon(SINK, **BACKEND), MIDDLEWARE=STACKS[STACK], ROOT_URLCONF=__name__
+)
 
 if STACK == "peer":
     from benchmarks import peer_middleware

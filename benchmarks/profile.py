@@ -24,23 +24,35 @@ threads (the sender's) beyond the stack alone, how much of the request thread's 
 ``process()`` itself, timed in place, and how much is garbage collection (``gc.callbacks``).
 Each line is the median of the rounds' differences from the stack alone, the contestants
 alternating.
+
+``inserver`` measures the same inside a real server: gunicorn sync ``-w 2`` under the load
+figure's wrk load (``benchmarks.load``), a fresh server per contestant and round, the stack
+alone, with ours (``process()`` timed in place), with ours doing nothing after the view, and
+with ours keeping events in memory (no sender thread). It prints the CPU per request beyond
+the stack alone of the workers' main threads and of their other threads (the sender), read
+from ``/proc``, and ``process()``'s own time.
 """
 
 from __future__ import annotations
 
+import atexit
 import collections
 import cProfile
 import functools
 import io
+import json
+import os
 import pstats
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchmarks import djsite, figures, useragents
+from benchmarks import djsite, figures, load, useragents
 from benchmarks.harness import Series, Sink, alternate, guard_network
 
 TOP = 22
@@ -246,6 +258,30 @@ def _hollow() -> type:
 
 
 @functools.cache
+def _timed() -> type:
+    """Our middleware with ``process()``'s thread CPU added up, written at exit as JSON to a
+    file of ``BENCH_REPORT_DIR`` named for the process (``inserver``'s gunicorn workers)."""
+    from django_kameleoon.middleware import KameleoonMiddleware
+
+    spent = {"seconds": 0.0, "calls": 0}
+
+    def report() -> None:
+        path = Path(os.environ["BENCH_REPORT_DIR"]) / f"{os.getpid()}.json"
+        path.write_text(json.dumps(spent))
+
+    atexit.register(report)
+
+    class TimedMiddleware(KameleoonMiddleware):
+        def process(self, request: Any, response: Any, *, used: bool) -> None:
+            start = time.thread_time()
+            super().process(request, response, used=used)
+            spent["seconds"] += time.thread_time() - start
+            spent["calls"] += 1
+
+    return TimedMiddleware
+
+
+@functools.cache
 def _made_at_once() -> type:
     """The threaded backend making a page view's events on the request path, as it did before
     it queued page views unmade (``BaseBackend.send_later``'s default): the same sender, the
@@ -260,10 +296,12 @@ def _made_at_once() -> type:
 
 
 def __getattr__(name: str) -> Any:
-    """``HollowMiddleware`` and ``MadeAtOnceBackend``, for Django's ``import_string`` (here or
-    as ``__main__``)."""
+    """``HollowMiddleware``, ``TimedMiddleware`` and ``MadeAtOnceBackend``, for Django's
+    ``import_string`` (here or as ``__main__``)."""
     if name == "HollowMiddleware":
         return _hollow()
+    if name == "TimedMiddleware":
+        return _timed()
     if name == "MadeAtOnceBackend":
         return _made_at_once()
     raise AttributeError(name)
@@ -383,6 +421,47 @@ def instack(sink: Sink, *, rounds: int = 9) -> None:
     )
 
 
+#: ``inserver``'s contestants: ``loadsite.STACKS`` names.
+INSERVER = ("stack", "timed", "hollow", "locmem")
+INSERVER_SERVER = "gunicorn sync -w 2"
+
+
+def inserver(sink: Sink, *, rounds: int = 5, seconds: float = 5.0) -> None:
+    measured: dict[str, dict[str, list[float]]] = {
+        name: {"main": [], "other": [], "process": []} for name in INSERVER
+    }
+    with tempfile.TemporaryDirectory(prefix="kameleoon-inserver-") as tmp:
+
+        def contestant(name: str) -> float:
+            reports = Path(tmp) / f"{name}-{len(measured[name]['main'])}"
+            reports.mkdir()
+            env = {"BENCH_REPORT_DIR": str(reports)}
+            with load.serve(INSERVER_SERVER, name, sink, Path(tmp), env=env) as server:
+                load.drive(server.url, 2.0)
+                main, other = server.cpu_seconds()
+                result = load.drive(server.url, seconds)
+                main_after, other_after = server.cpu_seconds()
+            per_request = 1e6 / result["requests"]
+            record = measured[name]
+            record["main"].append((main_after - main) * per_request)
+            record["other"].append((other_after - other) * per_request)
+            spent = [json.loads(path.read_text()) for path in reports.glob("*.json")]
+            calls = sum(s["calls"] for s in spent)
+            record["process"].append(sum(s["seconds"] for s in spent) / max(calls, 1) * 1e6)
+            return float(result["requests"])
+
+        alternate({name: functools.partial(contestant, name) for name in INSERVER}, rounds)
+    base = {key: Series("stack", measured["stack"][key]) for key in ("main", "other")}
+    print(f"\n=== {INSERVER_SERVER} under load, {rounds} rounds of {seconds:g} s: CPU per request")
+    print(f"stack alone: main threads {statistics.median(measured['stack']['main']):.0f} µs")
+    for name in INSERVER[1:]:
+        added = {key: Series(name, measured[name][key]).over(base[key]) for key in base}
+        inside = statistics.median(measured[name]["process"])
+        timed = f", process() in place {inside:.1f}" if name == "timed" else ""
+        print(f"{name:>8}: main threads +{added['main']:.1f} µs, other threads "
+              f"+{added['other']:.1f} µs{timed}")  # fmt: skip
+
+
 def sender(sink: Sink) -> None:
     from django_kameleoon.backends.base import Counters
     from django_kameleoon.backends.delivery import Delivery
@@ -421,7 +500,7 @@ def main(argv: list[str]) -> None:
         for name in names:
             {"conversion": conversion, "pageview": pageview, "sender": sender,
              "useragent": useragent, "opcodes": opcodes, "cold": cold,
-             "instack": instack}[name](sink)  # fmt: skip
+             "instack": instack, "inserver": inserver}[name](sink)  # fmt: skip
     finally:
         sink.close()
 
