@@ -3,8 +3,9 @@
 ``benchmarks.load`` starts gunicorn or uvicorn on this module with the stack chosen in the
 environment: ``BENCH_STACK`` is ``stack`` (startproject's middleware alone), ``ours`` (plus
 ``KameleoonMiddleware``) or ``peer`` (plus ``peer_middleware``, with an SDK client made in
-each worker process); ``BENCH_SINK`` is the local sink's URL; ``BENCH_ASYNC=1`` serves the
-pages from an async view. This module is also the URLconf.
+each worker process), or one of ``benchmarks.profile inserver``'s variants of ours
+(``timed``, ``hollow``, ``locmem``); ``BENCH_SINK`` is the local sink's URL; ``BENCH_ASYNC=1``
+serves the pages from an async view. This module is also the URLconf.
 """
 
 from __future__ import annotations
