@@ -34,7 +34,7 @@ from pathlib import Path
 from benchmarks.figures import Figure
 from benchmarks.harness import Sink, alternate
 
-__all__ = ["SERVERS", "load", "server_argv"]
+__all__ = ["SERVERS", "load", "one_round", "server_argv"]
 
 HERE = Path(__file__).parent
 STACKS = ("stack", "ours", "peer")
@@ -187,6 +187,29 @@ def drive(url: str, seconds: float) -> dict[str, float]:
     return result
 
 
+def one_round(
+    name: str,
+    stack: str,
+    sink: Sink,
+    logs: Path,
+    seconds: float,
+    warmup: float,
+    env: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """One contestant's round: a fresh server, warmed up, then loaded for ``seconds``; the
+    load's RESULT numbers with the server's CPU per request (``cpu_us``) and the part of it
+    outside its processes' main threads (``other_us``)."""
+    with serve(name, stack, sink, logs, env) as server:
+        drive(server.url, warmup)
+        main, other = server.cpu_seconds()
+        result = drive(server.url, seconds)
+        main_after, other_after = server.cpu_seconds()
+    per_request = 1e6 / result["requests"]
+    result["cpu_us"] = (main_after - main + other_after - other) * per_request
+    result["other_us"] = (other_after - other) * per_request
+    return result
+
+
 def load(sink: Sink, *, rounds: int = 5, seconds: float = 5.0, warmup: float = 2.0) -> list[Figure]:
     """One figure per server: throughput, p50 and p99 with ours against the same stack alone."""
     figures = []
@@ -203,14 +226,7 @@ def _one_server(
     before = sink.stats()["events"]
 
     def contestant(stack: str) -> float:
-        with serve(name, stack, sink, logs) as server:
-            drive(server.url, warmup)
-            main, other = server.cpu_seconds()
-            result = drive(server.url, seconds)
-            main_after, other_after = server.cpu_seconds()
-            per_request = 1e6 / result["requests"]
-            result["cpu_us"] = (main_after - main + other_after - other) * per_request
-            result["other_us"] = (other_after - other) * per_request
+        result = one_round(name, stack, sink, logs, seconds, warmup)
         results[stack].append(result)
         return result["requests"] / result["seconds"]
 

@@ -436,15 +436,10 @@ def inserver(sink: Sink, *, rounds: int = 5, seconds: float = 5.0) -> None:
             reports = Path(tmp) / f"{name}-{len(measured[name]['main'])}"
             reports.mkdir()
             env = {"BENCH_REPORT_DIR": str(reports)}
-            with load.serve(INSERVER_SERVER, name, sink, Path(tmp), env=env) as server:
-                load.drive(server.url, 2.0)
-                main, other = server.cpu_seconds()
-                result = load.drive(server.url, seconds)
-                main_after, other_after = server.cpu_seconds()
-            per_request = 1e6 / result["requests"]
+            result = load.one_round(INSERVER_SERVER, name, sink, Path(tmp), seconds, 2.0, env)
             record = measured[name]
-            record["main"].append((main_after - main) * per_request)
-            record["other"].append((other_after - other) * per_request)
+            record["main"].append(result["cpu_us"] - result["other_us"])
+            record["other"].append(result["other_us"])
             spent = [json.loads(path.read_text()) for path in reports.glob("*.json")]
             calls = sum(s["calls"] for s in spent)
             record["process"].append(sum(s["seconds"] for s in spent) / max(calls, 1) * 1e6)
@@ -458,8 +453,8 @@ def inserver(sink: Sink, *, rounds: int = 5, seconds: float = 5.0) -> None:
         added = {key: Series(name, measured[name][key]).over(base[key]) for key in base}
         inside = statistics.median(measured[name]["process"])
         timed = f", process() in place {inside:.1f}" if name == "timed" else ""
-        print(f"{name:>8}: main threads +{added['main']:.1f} µs, other threads "
-              f"+{added['other']:.1f} µs{timed}")  # fmt: skip
+        print(f"{name:>8}: main threads {added['main']:+.1f} µs, other threads "
+              f"{added['other']:+.1f} µs{timed}")  # fmt: skip
 
 
 def sender(sink: Sink) -> None:
