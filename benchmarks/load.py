@@ -43,8 +43,13 @@ CONNECTIONS = 4
 #: name -> (the server's options, whether the site runs under ASGI with an async view)
 SERVERS: dict[str, tuple[list[str], bool]] = {
     "gunicorn sync -w 2": (["--workers=2"], False),
+    # No keep-alive: a kept-alive connection stays with the worker that accepted it, so wrk's
+    # four connections fell three or four to one worker in about half the rounds, for every
+    # version, and such a round served ~1,050 requests/s instead of ~2,430 (fresh servers,
+    # 2026-12-07). Each request on a new connection, accept() shares them out; it is also how
+    # nginx talks to an upstream unless told to keep connections alive.
     "gunicorn gthread -w 2 --threads 4": (
-        ["--workers=2", "--threads=4", "--worker-class=gthread"],
+        ["--workers=2", "--threads=4", "--worker-class=gthread", "--keep-alive=0"],
         False,
     ),
     # One process: with --workers 2 (its multiprocess supervisor) uvicorn 0.54 served a third
