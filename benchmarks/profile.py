@@ -258,18 +258,19 @@ def _hollow() -> type:
 
 
 @functools.cache
-def _timed() -> type:
+def _timed_middleware() -> type:
     """Our middleware with ``process()``'s thread CPU added up, written at exit as JSON to a
-    file of ``BENCH_REPORT_DIR`` named for the process (``inserver``'s gunicorn workers)."""
+    file of ``BENCH_REPORT_DIR`` named for the process (``inserver``'s gunicorn workers; a
+    server started by hand without it writes nothing)."""
     from django_kameleoon.middleware import KameleoonMiddleware
 
     spent = {"seconds": 0.0, "calls": 0}
 
-    def report() -> None:
-        path = Path(os.environ["BENCH_REPORT_DIR"]) / f"{os.getpid()}.json"
-        path.write_text(json.dumps(spent))
+    def report(directory: str) -> None:
+        (Path(directory) / f"{os.getpid()}.json").write_text(json.dumps(spent))
 
-    atexit.register(report)
+    if "BENCH_REPORT_DIR" in os.environ:
+        atexit.register(report, os.environ["BENCH_REPORT_DIR"])
 
     class TimedMiddleware(KameleoonMiddleware):
         def process(self, request: Any, response: Any, *, used: bool) -> None:
@@ -301,7 +302,7 @@ def __getattr__(name: str) -> Any:
     if name == "HollowMiddleware":
         return _hollow()
     if name == "TimedMiddleware":
-        return _timed()
+        return _timed_middleware()
     if name == "MadeAtOnceBackend":
         return _made_at_once()
     raise AttributeError(name)

@@ -313,6 +313,7 @@ def _encoded_fields(fields: Mapping[str, Any], encode: Callable[[Mapping[str, An
     Keyed on the values and their types, so ``1``, ``1.0`` and ``True`` stay apart (equal
     values of one type encode alike: ``0.0`` and ``-0.0`` are both zero to the API). Fields
     holding a list or a map (metadata, indices) are not hashable, and are encoded each time.
+    :class:`SharedFields` keep their encodings themselves and never enter this cache.
     """
     if type(fields) is SharedFields:
         text = fields.encodings.get(encode)
