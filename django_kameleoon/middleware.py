@@ -16,25 +16,25 @@ logged (without visitor data) and the response goes out unchanged.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
-from functools import lru_cache
 from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.conf import settings as django_settings
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured
 from django.http import HttpRequest, HttpResponseBase
-from django.http.request import split_domain_port, validate_host
-from django.utils.encoding import iri_to_uri
 
 from django_kameleoon.api import queue_later
 from django_kameleoon.beacon import counted_by_beacon
 from django_kameleoon.caching import make_private, response_header, shared_cacheable
 from django_kameleoon.conf import Settings, get_settings, report_misconfiguration
-from django_kameleoon.decisions import PAGE_VIEW, note_page_view
-from django_kameleoon.events import FIELDS
-from django_kameleoon.pageview import PageView
+from django_kameleoon.decisions import PAGE_VIEW, is_recording, note_page_view
+from django_kameleoon.pageview import (
+    PageView,
+    RawPageView,
+    host_allowed,
+    locale_language_tag,
+    path_and_query,
+)
 from django_kameleoon.scope import serving_request
 from django_kameleoon.visitor import (
     RequestState,
@@ -58,8 +58,11 @@ __all__ = [
     "page_verdict",
     "page_view_verdict",
     "queue_page_view",
+    "queue_raw_page_view",
     "shows_a_page",
     "store_visitor_code",
+    "visitor_checks_can_wait",
+    "visitor_verdict",
 ]
 
 logger = logging.getLogger("django_kameleoon")
@@ -72,13 +75,6 @@ NOT_PAGE_STATUSES = frozenset({204, 205, 206})
 
 #: ``Sec-Fetch-Dest`` of a request for a page: a navigation, in a window or a frame.
 PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
-
-#: A plain BCP 47 language tag (``fr``, ``en-US``, ``zh-Hant-TW``). Anything else in
-#: Accept-Language (``*``, quality junk, markup) is left out rather than sent on.
-LANGUAGE_TAG_RE = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*")
-
-#: A longer tag is left out rather than clipped by ``events``, which could cut it in half.
-_LANGUAGE_TAG_LIMIT = FIELDS["STATICDATA"]["localeLanguageTag"].limit or 0
 
 SyncGetResponse = Callable[[HttpRequest], HttpResponseBase]
 AsyncGetResponse = Callable[[HttpRequest], Awaitable[HttpResponseBase]]
@@ -182,14 +178,37 @@ def _guarded(step: Callable[..., bool | None], *args: Any) -> bool:
 def track_page_view(request: HttpRequest, response: HttpResponseBase) -> bool:
     """Queue STATICDATA and PAGE when the response is a page view; True when queued.
 
-    The verdict (``PAGE_VIEW`` or why not) is noted for the debug toolbar panel.
+    Most page views are a returning visitor's whose cookie needs nothing: the checks of the
+    visitor then wait for the sender (:func:`visitor_checks_can_wait`). Otherwise the verdict
+    (``PAGE_VIEW`` or why not) is made here and noted for the debug toolbar panel.
     """
     settings = get_settings()
-    verdict = page_view_verdict(request, response, settings)
+    verdict = page_view_verdict(request, response, settings, visitor=False)
+    if verdict == PAGE_VIEW:
+        if visitor_checks_can_wait(request, settings):
+            return queue_raw_page_view(request, settings)
+        verdict = visitor_verdict(request)
     if verdict == PAGE_VIEW:
         verdict = send_page_view(request, settings)
     note_page_view(verdict)
     return verdict == PAGE_VIEW
+
+
+def visitor_checks_can_wait(request: HttpRequest, settings: Settings) -> bool:
+    """Whether a page view's checks of its visitor (a bot? consent? the Host?) can be left to
+    whoever makes its events (``pageview.RawPageView``), off the request path.
+
+    They can when the response does not depend on them: a returning visitor whose cookie is
+    not due for renewal (a new visitor's cookie is set only for a person who consented), no
+    ``CONSENT`` callable (the site's code, which may need the request), and no debug panel
+    recording this request's verdicts.
+    """
+    return (
+        settings.CONSENT is None
+        and not request_state(request).is_new
+        and not due_for_renewal(request)
+        and not is_recording()
+    )
 
 
 def store_visitor_code(
@@ -223,10 +242,15 @@ def is_page_view(
 
 
 def page_view_verdict(
-    request: HttpRequest, response: HttpResponseBase, settings: Settings, *, consent: bool = True
+    request: HttpRequest,
+    response: HttpResponseBase,
+    settings: Settings,
+    *,
+    consent: bool = True,
+    visitor: bool = True,
 ) -> str:
     """``PAGE_VIEW``, or the reason code (``decisions.PAGE_VIEW_REASONS``) of the first check
-    the request fails.
+    the request fails; without the checks of the visitor when ``visitor=False``.
 
     Only GET counts: HEAD fetches no page a person sees (link checkers, monitors), and other
     methods are form posts and API calls. Cheapest checks first.
@@ -238,7 +262,10 @@ def page_view_verdict(
         return verdict
     if counted_by_beacon(request, response, settings):
         return "beacon"
-    return page_rules_verdict(request, request.path_info, settings, consent=consent)
+    verdict = path_rules_verdict(request.path_info, settings)
+    if verdict != PAGE_VIEW or not visitor:
+        return verdict
+    return visitor_verdict(request, consent=consent)
 
 
 def page_rules_verdict(
@@ -248,14 +275,26 @@ def page_rules_verdict(
     bot and the visitor consented (unless ``consent=False``); else the reason code.
 
     The one set of rules of a page view, whoever counts it: the middleware, with the request's
-    own path, and the beacon view, with the path of the page that carried the image. Consent
-    comes last because a site's callable may query its database.
+    own path, and the beacon view, with the path of the page that carried the image.
     """
+    verdict = path_rules_verdict(path, settings)
+    return verdict if verdict != PAGE_VIEW else visitor_verdict(request, consent=consent)
+
+
+def path_rules_verdict(path: str, settings: Settings) -> str:
+    """``PAGE_VIEW`` when page events are on and ``path`` is not excluded, else why not."""
     if not (settings.TRACK_PAGES or settings.TRACK_STATICDATA):
         return "tracking_off"
     # search(), not match(): patterns mean what they say; the defaults are anchored with ^.
     if settings.exclude_paths_re.search(path):
         return "excluded_path"
+    return PAGE_VIEW
+
+
+def visitor_verdict(request: HttpRequest, *, consent: bool = True) -> str:
+    """``PAGE_VIEW`` when the client is not a bot and the visitor consented (unless
+    ``consent=False``), else ``bot`` or ``consent``. Consent comes last because a site's
+    callable may query its database."""
     if not is_person(request):
         return "bot"
     return PAGE_VIEW if not consent or has_consent(request) else "consent"
@@ -320,42 +359,17 @@ def send_page_view(request: HttpRequest, settings: Settings) -> str:
 
 
 def allowed_host(request: HttpRequest) -> str:
-    """``request.get_host()``, with Django's verdict on each Host header remembered.
-
-    Django checks the header against ``ALLOWED_HOSTS`` on every call, and its first step (a
-    regex that reads IPv6 literals and ports) is the dearest single step of a page view's URL.
-    The verdict depends only on the header and ``ALLOWED_HOSTS``, so it is cached on both, in
-    a bounded cache: hostile headers cannot grow it. A site in ``DEBUG`` with no
-    ``ALLOWED_HOSTS`` (Django then allows the local names) is left to Django.
-    """
-    allowed = django_settings.ALLOWED_HOSTS
-    if not allowed and django_settings.DEBUG:
-        return request.get_host()
+    """``request.get_host()``, with Django's verdict on each Host header remembered
+    (``pageview.host_allowed``)."""
     host: str = request._get_raw_host()  # type: ignore[attr-defined]
-    if not _host_allowed(host, tuple(allowed)):
+    if not host_allowed(host):
         request.get_host()  # raises DisallowedHost, with Django's own message
     return host
 
 
 def full_path(request: HttpRequest) -> str:
-    """``request.get_full_path()``, without quoting a path that needs no quoting (nearly all:
-    Django's ``escape_uri_path`` leaves them as they are, at the cost of a ``quote()``)."""
-    path = request.path
-    if not _PLAIN_PATH(path):
-        return request.get_full_path()
-    query = request.META.get("QUERY_STRING", "")
-    return f"{path}?{iri_to_uri(query)}" if query else path
-
-
-#: A path ``escape_uri_path`` returns unchanged: the characters ``quote()`` never touches, and
-#: those Django keeps safe (``/:@&+$,-_.!~*'()``).
-_PLAIN_PATH = re.compile(r"[A-Za-z0-9/:@&+$,\-_.!~*'()]*").fullmatch
-
-
-@lru_cache(maxsize=64)
-def _host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    domain, _port = split_domain_port(host)
-    return bool(domain) and validate_host(domain, allowed)
+    """``request.get_full_path()`` (``pageview.path_and_query``)."""
+    return path_and_query(request.path, request.META.get("QUERY_STRING", ""))
 
 
 def queue_page_view(
@@ -371,25 +385,33 @@ def queue_page_view(
     (``pageview``).
     """
     state = request_state(request)
-    info = language = None
-    if settings.TRACK_STATICDATA:
-        info = user_agent(request)
-        language = locale_language_tag(request_header(request, "HTTP_ACCEPT_LANGUAGE"))
-    page_href = href if settings.TRACK_PAGES else None
-    # A copy: the sender reads it later, and a streamed template could still add to the page.
-    page = dict(state.page) if state.page else None
-    view = PageView(state.visitor_code, settings, info, language, page_href, referrer, page)
+    languages = request_header(request, "HTTP_ACCEPT_LANGUAGE")
+    page = _page_fields(request)
+    view = PageView.tracked(
+        state.visitor_code, settings, user_agent(request), languages, href, referrer, page
+    )
     return queue_later(view)
 
 
-@lru_cache(maxsize=1024)
-def locale_language_tag(accept_language: str) -> str | None:
-    """The first language of an Accept-Language header, if it is a plain language tag.
+def queue_raw_page_view(request: HttpRequest, settings: Settings) -> bool:
+    """Queue the view of the page this request asked for as its headers, its visitor checked
+    when its events are made (``pageview.RawPageView``); False when no backend can take it."""
+    meta = request.META
+    headers = (
+        meta.get("HTTP_USER_AGENT"),
+        meta.get("HTTP_ACCEPT_LANGUAGE"),
+        meta.get("HTTP_SEC_GPC"),
+        meta.get("HTTP_DNT"),
+    )
+    raw_host: str = request._get_raw_host()  # type: ignore[attr-defined]
+    url = (request.scheme, raw_host, request.path, meta.get("QUERY_STRING", ""))
+    referrer = request_header(request, "HTTP_REFERER") or None
+    code = request_state(request).visitor_code
+    return queue_later(RawPageView(code, settings, headers, url, referrer, _page_fields(request)))
 
-    ``"fr-CH, fr;q=0.9, en;q=0.8"`` gives ``"fr-CH"``; ``"*"``, empty or malformed headers
-    give None, so that nothing a client invents reaches Kameleoon's reports.
-    """
-    tag = accept_language.partition(",")[0].partition(";")[0].strip()
-    if len(tag) > _LANGUAGE_TAG_LIMIT or not LANGUAGE_TAG_RE.fullmatch(tag):
-        return None
-    return tag
+
+def _page_fields(request: HttpRequest) -> dict[str, Any] | None:
+    """What ``{% kameleoon_page %}`` set, copied: the sender reads it later, and a streamed
+    template could still add to the page."""
+    page = request_state(request).page
+    return dict(page) if page else None

@@ -42,11 +42,13 @@ __all__ = [
     "due_for_renewal",
     "get_visitor_code",
     "has_consent",
+    "header_text",
     "http_request",
     "is_person",
     "is_tracked",
     "new_visitor_code",
     "orm_refused_here",
+    "privacy_signal",
     "renewed_cookie_name",
     "request_header",
     "request_state",
@@ -156,8 +158,13 @@ def get_visitor_code(request: HttpRequest | WrappedRequest) -> str:
 
 
 def request_header(request: HttpRequest, key: str) -> str:
-    """A request header as text; some servers and test clients can leave other types."""
-    value = request.META.get(key, "")
+    """A request header as text (:func:`header_text`)."""
+    return header_text(request.META.get(key))
+
+
+def header_text(value: object) -> str:
+    """A header's value from ``request.META`` as text: ``""`` for an absent one, and for
+    another type, which some servers and test clients can leave."""
     return value if isinstance(value, str) else ""
 
 
@@ -215,12 +222,21 @@ def consent_pending(request: HttpRequest) -> bool:
 def _consent(request: HttpRequest, settings: Settings) -> bool:
     """The decision, noted with its reason (``decisions.CONSENT_REASONS``) for the panel."""
     meta = request.META
-    if settings.RESPECT_GPC and meta.get("HTTP_SEC_GPC", "").strip() == "1":
-        return note_consent(False, "gpc")
-    if settings.RESPECT_DNT and meta.get("HTTP_DNT", "").strip() == "1":
-        return note_consent(False, "dnt")
+    signal = privacy_signal(settings, meta.get("HTTP_SEC_GPC"), meta.get("HTTP_DNT"))
+    if signal is not None:
+        return note_consent(False, signal)
     ask = settings.consent_callable
     return note_consent(True, "default") if ask is None else _ask_site(ask, request)
+
+
+def privacy_signal(settings: Settings, gpc: object, dnt: object) -> str | None:
+    """``"gpc"`` or ``"dnt"`` when the browser asked not to be tracked (``Sec-GPC: 1``,
+    ``DNT: 1``, the ``META`` values given) and the settings respect it, else None."""
+    if settings.RESPECT_GPC and header_text(gpc).strip() == "1":
+        return "gpc"
+    if settings.RESPECT_DNT and header_text(dnt).strip() == "1":
+        return "dnt"
+    return None
 
 
 def _ask_site(ask: Callable[[HttpRequest], Any], request: HttpRequest) -> bool:

@@ -22,14 +22,16 @@ from django.test import AsyncClient, Client, RequestFactory, override_settings
 from django.utils.http import http_date
 
 import django_kameleoon
+from django_kameleoon import decisions
+from django_kameleoon.backends import get_backend
 from django_kameleoon.conf import get_settings
 from django_kameleoon.middleware import (
     KameleoonMiddleware,
-    _host_allowed,
     allowed_host,
     full_path,
     locale_language_tag,
 )
+from django_kameleoon.pageview import _host_allowed
 from django_kameleoon.testing import DataApiServer
 from django_kameleoon.visitor import renewed_cookie_name, request_state, set_visitor_cookie
 from tests.support import (
@@ -46,6 +48,8 @@ from tests.support import (
     NOT_PEOPLE,
     PEOPLE,
     SAFARI_MAC,
+    SECRET_PAGE,
+    SECRET_REFERRER,
     Configure,
     asgi,
     browser,
@@ -497,6 +501,155 @@ def test_the_renewal_interval_is_a_setting(client: Client, kameleoon: Configure)
     assert renewed[REFRESHED]["max-age"] == 3600
     assert renewed[REFRESHED]["domain"] == renewed[COOKIE]["domain"] == ".testserver"
     assert renewed[REFRESHED]["secure"] and renewed[COOKIE]["secure"]
+
+
+# -- a returning visitor's page view: its visitor checked where its events are made ------------
+
+
+def returning(client: Client, code: str = VALID_CODE) -> Client:
+    """A returning browser: it sends back the code and the cookie that dates it, so its cookie
+    needs nothing and the checks of the visitor wait for the sender (``pageview.RawPageView``)."""
+    client.cookies[COOKIE] = code
+    client.cookies[REFRESHED] = "1"
+    return client
+
+
+def checked_on_the_request(response: HttpResponse) -> bool:
+    """Whether the request parsed its User-Agent: the visitor was checked on the request."""
+    return hasattr(response.wsgi_request, "_kameleoon_agent")  # type: ignore[attr-defined]
+
+
+def without_nonces(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in event.items() if k != "nonce"} for event in events]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "overrides"),
+    [
+        pytest.param(
+            "/page/?q=shoes&page=2",
+            {
+                "HTTP_USER_AGENT": CHROME,
+                "HTTP_ACCEPT_LANGUAGE": "fr-CH, fr;q=0.9",
+                "HTTP_REFERER": "https://www.google.com/search?q=shoes",
+            },
+            {},
+            id="desktop",
+        ),
+        pytest.param("/page/", {"HTTP_USER_AGENT": CHROME}, {"BODY_FORMAT": "query"}, id="query"),
+        pytest.param(
+            "/page/", {"HTTP_USER_AGENT": IPHONE}, {"STATICDATA_VOCABULARY": "names"}, id="names"
+        ),
+        pytest.param(
+            "/plain/", {"HTTP_USER_AGENT": ANDROID_TABLET, "secure": True}, {}, id="https"
+        ),
+        pytest.param("/odd/\u00fc\u4e2d/?\u00e9=\u00e8", {"HTTP_USER_AGENT": CHROME}, {}, id="iri"),
+        pytest.param("/odd/a b/?x=%ZZ", {"HTTP_USER_AGENT": CHROME}, {}, id="quoted"),
+        pytest.param(SECRET_PAGE, {"HTTP_REFERER": SECRET_REFERRER}, {}, id="redacted"),
+        pytest.param("/page/", {"HTTP_USER_AGENT": CHROME}, {"TRACK_PAGES": False}, id="no-page"),
+        pytest.param("/page/", {}, {"TRACK_STATICDATA": False}, id="no-staticdata"),
+        pytest.param("/page/", {"HTTP_USER_AGENT": GOOGLEBOT}, {"TRACK_BOTS": True}, id="bots"),
+        pytest.param("/page/", {"HTTP_USER_AGENT": "ArcGIS Pro 1.2.\u00b2"}, {}, id="odd-ua"),
+        pytest.param("/page/", {"HTTP_ACCEPT_LANGUAGE": "x" * 10_000}, {}, id="10kB-lang"),
+        pytest.param("/page/", {"HTTP_DNT": "1"}, {}, id="dnt-not-respected"),
+    ],
+)
+def test_a_returning_visitors_page_view_sends_the_same_checked_later(
+    client: Client,
+    data_api: DataApiServer,
+    kameleoon: Configure,
+    path: str,
+    headers: dict[str, Any],
+    overrides: dict[str, Any],
+) -> None:
+    """Checked on the request (the cookie due for renewal) or in the sender (both cookies),
+    the same page view sends the same events."""
+    kameleoon(**overrides)
+    headers = {"HTTP_USER_AGENT": FIREFOX_LINUX} | headers
+    client.cookies[COOKIE] = VALID_CODE
+    now = client.get(path, **headers)
+    assert now.status_code == 200 and checked_on_the_request(now)
+    checked_now = delivered(data_api)
+    assert checked_now, "the page view was tracked"
+    data_api.reset()
+    later = returning(client).get(path, **headers)
+    assert later.status_code == 200 and later.cookies == {}
+    assert not checked_on_the_request(later), "the visitor was checked on the request"
+    assert without_nonces(delivered(data_api)) == without_nonces(checked_now)
+
+
+@pytest.mark.parametrize(
+    ("headers", "overrides"),
+    [
+        pytest.param({"HTTP_USER_AGENT": GOOGLEBOT}, {}, id="crawler"),
+        pytest.param({"HTTP_USER_AGENT": NOT_PEOPLE["curl"]}, {}, id="program"),
+        pytest.param({"HTTP_USER_AGENT": ""}, {}, id="empty-user-agent"),
+        pytest.param({"HTTP_USER_AGENT": 42}, {}, id="user-agent-not-text"),
+        pytest.param(
+            {"HTTP_USER_AGENT": MONITOR}, {"BOT_PATTERNS": [r"AcmeWatch/"]}, id="site-bot"
+        ),
+        pytest.param({"HTTP_USER_AGENT": CHROME, "HTTP_SEC_GPC": " 1 "}, {}, id="gpc"),
+        pytest.param({"HTTP_USER_AGENT": CHROME, "HTTP_DNT": "1"}, {"RESPECT_DNT": True}, id="dnt"),
+    ],
+)
+def test_a_returning_bot_or_a_privacy_signal_sends_nothing_checked_later(
+    client: Client,
+    data_api: DataApiServer,
+    kameleoon: Configure,
+    headers: dict[str, Any],
+    overrides: dict[str, Any],
+) -> None:
+    """Refused in the sender: nothing sent, nothing counted as dropped (it was never tracked),
+    and a flush does not wait for the events the page view could have made."""
+    kameleoon(**overrides)
+    response = returning(client).get("/page/", **headers)
+    assert response.status_code == 200 and response.cookies == {}
+    assert not checked_on_the_request(response)
+    assert delivered(data_api) == []
+    stats = get_backend().stats()
+    assert (stats["queued"], stats["dropped"]) == (0, 0)
+
+
+@override_settings(
+    ALLOWED_HOSTS=["testserver"],
+    MIDDLEWARE=["django_kameleoon.middleware.KameleoonMiddleware"],
+)
+@pytest.mark.parametrize("host", ["evil.example", "bad host", "testserver:80@evil.example"])
+def test_a_returning_visitors_bad_host_is_not_tracked_checked_later(
+    data_api: DataApiServer, caplog: pytest.LogCaptureFixture, host: str
+) -> None:
+    with caplog.at_level(logging.INFO, logger="django_kameleoon"):
+        response = returning(Client()).get("/plain/", HTTP_HOST=host, HTTP_USER_AGENT=CHROME)
+        assert response.status_code == 200 and not checked_on_the_request(response)
+        assert delivered(data_api) == []
+    assert "the request's Host is not allowed" in caplog.text
+    assert host not in caplog.text, "the header is not logged"
+
+
+def test_the_debug_panel_sees_a_returning_visitors_verdicts_on_the_request(
+    client: Client, data_api: DataApiServer
+) -> None:
+    with decisions.recording() as record:
+        response = returning(client).get("/page/", HTTP_USER_AGENT=GOOGLEBOT)
+    assert checked_on_the_request(response)
+    assert (record.page_view, record.events) == ("bot", [])
+    with decisions.recording() as record:
+        returning(client).get("/page/", HTTP_USER_AGENT=CHROME, HTTP_SEC_GPC="1")
+    assert (record.page_view, record.consent_reason) == ("consent", "gpc")
+
+
+def test_a_consent_callable_is_asked_on_a_returning_visitors_request(
+    client: Client, data_api: DataApiServer, kameleoon: Configure
+) -> None:
+    """The site's callable may need the request (its session, its user): it is never left
+    for the sender."""
+    kameleoon(CONSENT="tests.consent.by_cookie")
+    response = returning(client).get("/page/", HTTP_USER_AGENT=CHROME)
+    assert checked_on_the_request(response)
+    assert delivered(data_api) == []
+    client.cookies["consent"] = "yes"
+    assert checked_on_the_request(returning(client).get("/page/", HTTP_USER_AGENT=CHROME))
+    assert {event["visitorCode"] for event in delivered(data_api)} == {VALID_CODE}
 
 
 # -- limits: clipped, not rejected -------------------------------------------------------------
