@@ -176,17 +176,21 @@ def _guarded(step: Callable[..., bool | None], *args: Any) -> bool:
 
 
 def track_page_view(request: HttpRequest, response: HttpResponseBase) -> bool:
-    """Queue STATICDATA and PAGE when the response is a page view; True when queued.
+    """Queue STATICDATA and PAGE when the response is a page view; True when it queued one
+    whose visitor it checked, the cookie step's cue (a new visitor's cookie, a renewal).
 
     Most page views are a returning visitor's whose cookie needs nothing: the checks of the
-    visitor then wait for the sender (:func:`visitor_checks_can_wait`). Otherwise the verdict
-    (``PAGE_VIEW`` or why not) is made here and noted for the debug toolbar panel.
+    visitor then wait for the sender (:func:`visitor_checks_can_wait`), and the cookie step
+    has nothing to do (False). Otherwise the verdict (``PAGE_VIEW`` or why not) is made here
+    and noted for the debug toolbar panel.
     """
     settings = get_settings()
     verdict = page_view_verdict(request, response, settings, visitor=False)
     if verdict == PAGE_VIEW:
-        if visitor_checks_can_wait(request, settings):
-            return queue_raw_page_view(request, settings)
+        state = request_state(request)
+        if visitor_checks_can_wait(request, state, settings):
+            queue_raw_page_view(request, state, settings)
+            return False
         verdict = visitor_verdict(request)
     if verdict == PAGE_VIEW:
         verdict = send_page_view(request, settings)
@@ -194,7 +198,7 @@ def track_page_view(request: HttpRequest, response: HttpResponseBase) -> bool:
     return verdict == PAGE_VIEW
 
 
-def visitor_checks_can_wait(request: HttpRequest, settings: Settings) -> bool:
+def visitor_checks_can_wait(request: HttpRequest, state: RequestState, settings: Settings) -> bool:
     """Whether a page view's checks of its visitor (a bot? consent? the Host?) can be left to
     whoever makes its events (``pageview.RawPageView``), off the request path.
 
@@ -205,7 +209,7 @@ def visitor_checks_can_wait(request: HttpRequest, settings: Settings) -> bool:
     """
     return (
         settings.CONSENT is None
-        and not request_state(request).is_new
+        and not state.is_new
         and not due_for_renewal(request)
         and not is_recording()
     )
@@ -386,14 +390,14 @@ def queue_page_view(
     """
     state = request_state(request)
     languages = request_header(request, "HTTP_ACCEPT_LANGUAGE")
-    page = _page_fields(request)
+    page = _page_fields(state)
     view = PageView.tracked(
         state.visitor_code, settings, user_agent(request), languages, href, referrer, page
     )
     return queue_later(view)
 
 
-def queue_raw_page_view(request: HttpRequest, settings: Settings) -> bool:
+def queue_raw_page_view(request: HttpRequest, state: RequestState, settings: Settings) -> bool:
     """Queue the view of the page this request asked for as its headers, its visitor checked
     when its events are made (``pageview.RawPageView``); False when no backend can take it."""
     meta = request.META
@@ -406,12 +410,11 @@ def queue_raw_page_view(request: HttpRequest, settings: Settings) -> bool:
     raw_host: str = request._get_raw_host()  # type: ignore[attr-defined]
     url = (request.scheme, raw_host, request.path, meta.get("QUERY_STRING", ""))
     referrer = request_header(request, "HTTP_REFERER") or None
-    code = request_state(request).visitor_code
-    return queue_later(RawPageView(code, settings, headers, url, referrer, _page_fields(request)))
+    page = _page_fields(state)
+    return queue_later(RawPageView(state.visitor_code, settings, headers, url, referrer, page))
 
 
-def _page_fields(request: HttpRequest) -> dict[str, Any] | None:
+def _page_fields(state: RequestState) -> dict[str, Any] | None:
     """What ``{% kameleoon_page %}`` set, copied: the sender reads it later, and a streamed
     template could still add to the page."""
-    page = request_state(request).page
-    return dict(page) if page else None
+    return dict(state.page) if state.page else None

@@ -38,8 +38,10 @@ __all__ = [
     "host_allowed",
     "locale_language_tag",
     "page_fields",
+    "page_view_events",
     "path_and_query",
     "static_fields",
+    "tracked_parts",
 ]
 
 logger = logging.getLogger("django_kameleoon")
@@ -104,27 +106,20 @@ class PageView:
         referrer: str | None,
         page: dict[str, Any] | None,
     ) -> PageView:
-        """The page view with the parts the settings track: STATICDATA (``TRACK_STATICDATA``),
-        with the first language of ``accept_language``, and PAGE (``TRACK_PAGES``)."""
-        info = language = None
-        if settings.TRACK_STATICDATA:
-            info = user_agent
-            language = locale_language_tag(accept_language)
-        page_href = href if settings.TRACK_PAGES else None
+        """The page view with the parts the settings track (:func:`tracked_parts`)."""
+        info, language, page_href = tracked_parts(settings, user_agent, accept_language, href)
         return cls(visitor_code, settings, info, language, page_href, referrer, page)
 
     def build(self) -> list[Event]:
-        """The page view's events: STATICDATA first, then PAGE, as the API expects them."""
-        code = self.visitor_code
-        events: list[Event] = []
-        if self.user_agent is not None:
-            vocabulary = self.settings.STATICDATA_VOCABULARY
-            statics = static_fields(self.user_agent, vocabulary, self.language)
-            events.append(Event(code, "STATICDATA", statics))
-        if self.href is not None:
-            fields = page_fields(self.href, self.referrer, self.page, self.settings)
-            events.append(Event(code, "PAGE", fields))
-        return events
+        return page_view_events(
+            self.visitor_code,
+            self.settings,
+            self.user_agent,
+            self.language,
+            self.href,
+            self.referrer,
+            self.page,
+        )
 
     def __repr__(self) -> str:
         return f"<PageView {self.visitor_code} {self.href!r}>"
@@ -180,12 +175,44 @@ class RawPageView:
             logger.info("Kameleoon: page view not tracked: the request's Host is not allowed")
             return []
         href = f"{scheme}://{host}{path_and_query(path, query)}"
-        code, referrer, page = self.visitor_code, self.referrer, self.page
-        view = PageView.tracked(code, settings, info, header_text(languages), href, referrer, page)
-        return view.build()
+        parts = tracked_parts(settings, info, header_text(languages), href)
+        return page_view_events(self.visitor_code, settings, *parts, self.referrer, self.page)
 
     def __repr__(self) -> str:
         return f"<RawPageView {self.visitor_code} {self.url[2]!r}>"
+
+
+def tracked_parts(
+    settings: Settings, user_agent: useragent.UserAgentInfo, accept_language: str, href: str
+) -> tuple[useragent.UserAgentInfo | None, str | None, str | None]:
+    """What a page view's events are made of, for the parts the settings track: the browser
+    and the first language of ``accept_language`` for STATICDATA (``TRACK_STATICDATA``), the
+    URL for PAGE (``TRACK_PAGES``); None for a part not tracked."""
+    if not settings.TRACK_STATICDATA:
+        return None, None, href if settings.TRACK_PAGES else None
+    language = locale_language_tag(accept_language)
+    return user_agent, language, href if settings.TRACK_PAGES else None
+
+
+def page_view_events(
+    visitor_code: str,
+    settings: Settings,
+    user_agent: useragent.UserAgentInfo | None,
+    language: str | None,
+    href: str | None,
+    referrer: str | None,
+    page: dict[str, Any] | None,
+) -> list[Event]:
+    """A page view's events: STATICDATA (unless ``user_agent`` is None) first, then PAGE
+    (unless ``href`` is None), as the API expects them."""
+    events: list[Event] = []
+    if user_agent is not None:
+        statics = static_fields(user_agent, settings.STATICDATA_VOCABULARY, language)
+        events.append(Event(visitor_code, "STATICDATA", statics))
+    if href is not None:
+        fields = page_fields(href, referrer, page, settings)
+        events.append(Event(visitor_code, "PAGE", fields))
+    return events
 
 
 def host_allowed(host: str) -> bool:
