@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -35,7 +36,7 @@ from django_kameleoon.pageview import (
     locale_language_tag,
     path_and_query,
 )
-from django_kameleoon.scope import serving_request
+from django_kameleoon.scope import SERVING, serving_request
 from django_kameleoon.visitor import (
     RequestState,
     due_for_renewal,
@@ -96,9 +97,12 @@ class KameleoonMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.async_mode:
             return self.__acall__(request)
-        with serving_request():  # tracking in this request never waits for room in the queue
-            response = cast(SyncGetResponse, self.get_response)(request)
+        token = SERVING.set(True)  # tracking in this request never waits for room in the queue
+        try:
+            response: HttpResponseBase = self.get_response(request)  # type: ignore[assignment]
             self.process(request, response, used=_code_used(request))
+        finally:
+            SERVING.reset(token)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
@@ -326,11 +330,18 @@ def page_verdict(request: HttpRequest, response: HttpResponseBase) -> str:
         return PAGE_VIEW if asks_for_a_page(request) else "not_a_page_request"
     if not 200 <= status < 300 or status in NOT_PAGE_STATUSES:
         return "status"
-    content_type = response_header(response, "content-type")
-    if content_type.partition(";")[0].strip().lower() not in HTML_CONTENT_TYPES:
+    if not _is_html(response_header(response, "content-type")):
         return "content_type"
     disposition = response_header(response, "content-disposition")
-    return "attachment" if disposition.lstrip().lower().startswith("attachment") else PAGE_VIEW
+    if disposition and disposition.lstrip().lower().startswith("attachment"):
+        return "attachment"
+    return PAGE_VIEW
+
+
+@lru_cache(maxsize=64)
+def _is_html(content_type: str) -> bool:
+    """Whether a Content-Type is HTML's, parameters aside: a site sends few distinct ones."""
+    return content_type.partition(";")[0].strip().lower() in HTML_CONTENT_TYPES
 
 
 def asks_for_a_page(request: HttpRequest) -> bool:

@@ -17,14 +17,16 @@ from typing import Any
 
 from django.core.signals import request_finished, request_started
 
-__all__ = ["connect", "in_request", "serving_request"]
+__all__ = ["SERVING", "connect", "in_request", "serving_request"]
 
-_serving: ContextVar[bool] = ContextVar("django_kameleoon_serving", default=False)
+#: True while the current thread (or task) serves a request; the middleware sets and resets it
+#: itself around every request (a ``with serving_request()`` costs more than the two calls).
+SERVING: ContextVar[bool] = ContextVar("django_kameleoon_serving", default=False)
 
 
 def in_request() -> bool:
     """True while the current thread (or task) serves a request."""
-    return _serving.get()
+    return SERVING.get()
 
 
 class serving_request:  # lower case: used like the function it replaced, `with serving_request():`
@@ -37,7 +39,7 @@ class serving_request:  # lower case: used like the function it replaced, `with 
     __slots__ = ("_token",)
 
     def __enter__(self) -> None:
-        self._token: Token[bool] = _serving.set(True)
+        self._token: Token[bool] = SERVING.set(True)
 
     def __exit__(
         self,
@@ -45,15 +47,15 @@ class serving_request:  # lower case: used like the function it replaced, `with 
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        _serving.reset(self._token)
+        SERVING.reset(self._token)
 
 
 def _started(**kwargs: Any) -> None:
-    _serving.set(True)
+    SERVING.set(True)
 
 
 def _finished(**kwargs: Any) -> None:
-    _serving.set(False)
+    SERVING.set(False)
 
 
 def connect() -> None:
