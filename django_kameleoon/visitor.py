@@ -352,7 +352,8 @@ def _set_cookie(
         httponly,
         settings.COOKIE_SAMESITE,
     )
-    response.cookies[name] = _PreparedMorsel.of(template, value)
+    # What SimpleCookie.__setitem__ does with a Morsel, without its Python-level call.
+    dict.__setitem__(response.cookies, name, _PreparedMorsel.of(template, value))
 
 
 class _PreparedMorsel(Morsel[str]):
