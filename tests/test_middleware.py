@@ -852,6 +852,19 @@ def test_global_privacy_control_means_no_consent(client: Client, data_api: DataA
     assert delivered(data_api) == []
 
 
+@pytest.mark.parametrize("cookies", ["new", "returning"])
+def test_a_privacy_signal_that_is_not_text_is_treated_as_absent(
+    client: Client, data_api: DataApiServer, caplog: pytest.LogCaptureFixture, cookies: str
+) -> None:
+    """Some servers and test clients leave other types in META: no error, as for any header."""
+    if cookies == "returning":
+        returning(client)
+    with caplog.at_level(logging.ERROR, logger="django_kameleoon"):
+        assert client.get("/page/", HTTP_SEC_GPC=1, HTTP_DNT=b"1").status_code == 200
+    assert len(delivered(data_api)) == 2
+    assert caplog.records == []
+
+
 def test_do_not_track_respected_only_when_asked(
     client: Client, data_api: DataApiServer, kameleoon: Configure
 ) -> None:
