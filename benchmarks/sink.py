@@ -13,9 +13,9 @@ benchmark process's GIL; it prints its port on the first line of stdout, then se
 A path may carry a prefix (``/sdk/visit/events``): it is answered like the path without it but
 counted apart, so two clients that speak the same API can share one sink and still be told apart.
 
-It counts the events in each body (JSON arrays, query lines, posthog batches) so the benchmark
-can check that every event arrived; ``GET /_stats`` returns the counts, ``POST /_reset`` clears
-them. Standard library only.
+It counts the events in each body (JSON arrays by their ``eventType`` keys, query lines,
+posthog batches) so the benchmark can check that every event arrived; ``GET /_stats``
+returns the counts, ``POST /_reset`` clears them. Standard library only.
 """
 
 from __future__ import annotations
@@ -47,13 +47,22 @@ def _route(path: str) -> str:
     return path
 
 
+#: What starts the key of each event's type in a JSON body. Inside a JSON string a quote is
+#: always escaped, so these bytes are found only where a key ``eventType`` is, once per event
+#: of the benchmark's (no field of theirs is a map with such a key). Counting them costs a
+#: fiftieth of ``json.loads`` (0.05 against 2.5 ms for 1,000 page-view events): the sink
+#: stands in for a remote API, and its CPU on the benchmark's two cores would otherwise be
+#: taken from the servers it measures, in bursts of a few milliseconds per batch.
+_EVENT_TYPE_KEY = b'"eventType":'
+
+
 def _count(path: str, query: str, body: bytes) -> int:
     path = _route(path)
     if not body:
         return 0
     if path == "/visit/events":
         if "json=true" in query:
-            return len(json.loads(body))
+            return body.count(_EVENT_TYPE_KEY)
         return len(body.rstrip(b"\n").split(b"\n"))
     if path.startswith("/batch"):
         return len(json.loads(body).get("batch", ()))
