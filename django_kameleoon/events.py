@@ -225,12 +225,8 @@ class Event:
             f'{{"visitorCode":{_json_string(self.visitor_code)},'
             f'"nonce":{_json_string(self.nonce)},"eventType":{_json_string(self.event_type)}'
         )
-        fields = self.fields
-        # A SharedFields' own encoding first: the usual case, without the call.
-        members = fields.encodings.get(_json_members) if type(fields) is SharedFields else None
-        if members is None:
-            members = _encoded_fields(fields, _json_members)
-        return f"{head},{members}}}" if members else head + "}"
+        fields = _encoded_fields(self.fields, _json_members)
+        return f"{head},{fields}}}" if fields else head + "}"
 
     def to_query_line(self) -> str:
         """One line of a query-format body, every value URL-encoded."""

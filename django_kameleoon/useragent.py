@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Final, Literal
 
 import ua_parser
@@ -217,10 +217,8 @@ class UserAgentInfo:
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        fields = (self.browser, self.browser_version, self.os, self.device_type, self.is_bot)
-        object.__setattr__(
-            self, "_hash", hash((*fields, self.kameleoon_browser, self.kameleoon_os))
-        )
+        values = tuple(getattr(self, each.name) for each in fields(self) if each.compare)
+        object.__setattr__(self, "_hash", hash(values))
 
     def __hash__(self) -> int:
         # Hashed on every page view (``pageview.static_fields`` is cached on it): once, here,

@@ -158,10 +158,8 @@ def get_visitor_code(request: HttpRequest | WrappedRequest) -> str:
 
 
 def request_header(request: HttpRequest, key: str) -> str:
-    """A request header as text: ``""`` for an absent one, and for another type, which some
-    servers and test clients can leave (:func:`header_text` of ``request.META[key]``)."""
-    value = request.META.get(key, "")
-    return value if isinstance(value, str) else ""
+    """A request header as text (:func:`header_text`)."""
+    return header_text(request.META.get(key))
 
 
 def header_text(value: object) -> str:
@@ -234,9 +232,9 @@ def _consent(request: HttpRequest, settings: Settings) -> bool:
 def privacy_signal(settings: Settings, gpc: object, dnt: object) -> str | None:
     """``"gpc"`` or ``"dnt"`` when the browser asked not to be tracked (``Sec-GPC: 1``,
     ``DNT: 1``, the ``META`` values given) and the settings respect it, else None."""
-    if settings.RESPECT_GPC and isinstance(gpc, str) and gpc.strip() == "1":
+    if settings.RESPECT_GPC and header_text(gpc).strip() == "1":
         return "gpc"
-    if settings.RESPECT_DNT and isinstance(dnt, str) and dnt.strip() == "1":
+    if settings.RESPECT_DNT and header_text(dnt).strip() == "1":
         return "dnt"
     return None
 
